@@ -1,0 +1,1 @@
+"""Subcommands of the `synth` CLI, one module each."""

