@@ -29,27 +29,48 @@ def _check(condition: bool, key: str, value: Any, why: str) -> None:
         raise ValueError(f"{key}={value!r}: {why}")
 
 
+_READ_ONLY_SQL = re.compile(r"\s*(select|with)\b[^;]*;?\s*", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SNAPSHOT_COLUMNS = ("text", "split")
+
+
 @dataclass
 class SourceConfig:
     kind: Literal["file", "sql"] = field(default="file", metadata={"help": "where the governed targets live"})
     uri: str = field(default="", metadata={"help": "file path (relative to the YAML) or s3:// URI"})
-    query: str = field(default="", metadata={"help": "read-only SQL query, for kind=sql"})
-    conn_id: str = field(default="", metadata={"help": "Airflow connection id for kind=sql"})
-    conn_env: str = field(default="", metadata={"help": "env var with a SQLAlchemy URL for kind=sql"})
+    format: Literal["auto", "jsonl", "csv", "parquet"] = field(
+        default="auto", metadata={"help": "file format; auto picks it from the file's suffix"})
+    query: str = field(default="", metadata={"help": "one read-only SELECT (or WITH) statement, for kind=sql"})
+    conn_id: str = field(default="", metadata={"help": "Airflow connection id: the database (kind=sql) or "
+                                                     "the S3 connection for an s3:// file (optional)"})
+    conn_env: str = field(default="", metadata={"help": "name of an env var holding a SQLAlchemy URL (kind=sql)"})
     text_template: str = field(default="{text}", metadata={"help": "str.format template over source columns"})
-    metadata_columns: list[str] = field(default_factory=list)
+    metadata_columns: list[str] = field(default_factory=list,
+                                        metadata={"help": "source columns kept beside the text in the snapshot"})
     holdout_fraction: float = 0.2
     split_seed: int = 0
     max_rows: int = field(default=0, metadata={"help": "0 keeps all rows"})
 
     def __post_init__(self) -> None:
         _check(self.kind != "file" or bool(self.uri), "source.uri", self.uri, "required for kind=file")
-        _check(self.kind != "sql" or bool(self.query), "source.query", self.query, "required for kind=sql")
+        if self.kind == "sql":
+            _check(bool(_READ_ONLY_SQL.fullmatch(self.query)), "source.query", self.query,
+                   "must be one read-only SELECT or WITH statement")
+            _check(bool(self.conn_id) != bool(self.conn_env), "source.conn_id", self.conn_id,
+                   "kind=sql needs exactly one of source.conn_id or source.conn_env")
+        _check(not self.conn_env or bool(_ENV_NAME.fullmatch(self.conn_env)), "source.conn_env", self.conn_env,
+               "must name an environment variable (the URL itself never goes in YAML)")
         _check(0.0 < self.holdout_fraction < 1.0, "source.holdout_fraction", self.holdout_fraction,
                "must be in (0, 1)")
         _check(self.max_rows >= 0, "source.max_rows", self.max_rows, "must be >= 0")
         _check(bool(re.search(r"\{\w+\}", self.text_template)), "source.text_template", self.text_template,
                "must name at least one {column}")
+        reserved = sorted(set(self.metadata_columns) & set(SNAPSHOT_COLUMNS))
+        _check(not reserved, "source.metadata_columns", self.metadata_columns,
+               f"{reserved} are snapshot columns and cannot be metadata")
+
+
+EXPECTATION_TARGETS = ("targets", "synthetic", "both")
 
 
 @dataclass
@@ -58,15 +79,39 @@ class ValidationConfig:
     max_rows: int = 10_000_000
     text_length: list[int] = field(default_factory=lambda: [1, 100_000])
     unique_text: bool = True
-    forbid_patterns: list[str] = field(default_factory=lambda: ["email", "phone", "card_number"])
-    extra_expectations: list[dict] = field(default_factory=list,
-                                           metadata={"help": "GX expectations by name, e.g. "
-                                                     "{type: expect_column_values_to_match_regex, kwargs: {...}}"})
+    forbid_patterns: list[str] = field(
+        default_factory=lambda: ["email", "phone", "card_number"],
+        metadata={"help": "PII pattern names (email, phone, card_number, ...) or 'regex:<pattern>'"})
+    extra_expectations: list[dict] = field(
+        default_factory=list,
+        metadata={"help": "GX expectations by name, e.g. {type: expect_column_values_to_match_regex, "
+                          "kwargs: {column: text, regex: ...}, on: targets|synthetic|both (default both)}"})
 
     def __post_init__(self) -> None:
+        from synth_core.validation import PII_PATTERNS
+
         _check(0 <= self.min_rows <= self.max_rows, "validation.min_rows", self.min_rows, "must be <= max_rows")
         _check(len(self.text_length) == 2 and 0 <= self.text_length[0] <= self.text_length[1],
                "validation.text_length", self.text_length, "must be [min, max] with 0 <= min <= max")
+        for i, pattern in enumerate(self.forbid_patterns):
+            key = f"validation.forbid_patterns[{i}]"
+            if pattern.startswith("regex:"):
+                try:
+                    re.compile(pattern.removeprefix("regex:"))
+                except re.error as exc:
+                    raise ValueError(f"{key}={pattern!r}: not a valid regex ({exc})") from None
+            else:
+                _check(pattern in PII_PATTERNS, key, pattern,
+                       f"must be one of {sorted(PII_PATTERNS)} or 'regex:<pattern>'")
+        for i, spec in enumerate(self.extra_expectations):
+            key = f"validation.extra_expectations[{i}]"
+            _check(set(spec) <= {"type", "kwargs", "on"}, key, spec, "allowed keys are type, kwargs, on")
+            _check(str(spec.get("type", "")).startswith("expect_"), f"{key}.type", spec.get("type"),
+                   "must name a GX expectation, e.g. expect_column_values_to_match_regex")
+            _check(isinstance(spec.get("kwargs", {}), dict), f"{key}.kwargs", spec.get("kwargs"),
+                   "must be a mapping")
+            _check(spec.get("on", "both") in EXPECTATION_TARGETS, f"{key}.on", spec.get("on"),
+                   f"must be one of {list(EXPECTATION_TARGETS)}")
 
 
 @dataclass
@@ -123,6 +168,9 @@ class GenerationConfig:
     context_sampling: Literal["round_robin", "random"] = "round_robin"
     seed: int = 0
     baseline_shots: int = field(default=3, metadata={"help": "few-shot examples in the hard-prompt baseline"})
+    baseline_style: Literal["plain", "chat"] = field(
+        default="plain", metadata={"help": "plain few-shot continuation, or the model's chat template"})
+    bf16: bool = field(default=False, metadata={"help": "sample with the frozen LM cast to bfloat16"})
     baseline_instruction: str = field(
         default="Write one new example in the same format and style as the examples below.",
         metadata={"help": "the hard-prompt baseline's natural-language instruction"})
@@ -156,28 +204,70 @@ class GateConfig:
     max_repetition: float = 0.5
     length_quantiles: list[float] = field(default_factory=lambda: [0.0, 1.0])
     length_slack: float = 0.5
-    pii_patterns: list[str] = field(default_factory=lambda: ["email", "phone", "card_number"])
+    pii_patterns: list[str] = field(default_factory=lambda: ["email", "phone", "card_number"],
+                                    metadata={"help": "PII pattern names from synth_core.validation.PII_PATTERNS, or regex:<pattern>"})
+    max_length_ks: float = field(default=0.3, metadata={
+        "help": "KS statistic of lengths (synthetic vs held-out) above which a human reviews the batch"})
+    sample_seed: int = field(default=0, metadata={"help": "seed for drawing the equal-size MAUVE samples"})
 
     def __post_init__(self) -> None:
         for name in ("mauve_floor", "mauve_fraction_of_reference", "review_band", "max_leakage_rate",
                      "max_duplicate_rate", "near_duplicate_similarity", "leakage_similarity",
-                     "leakage_ngram_overlap", "max_repetition"):
+                     "leakage_ngram_overlap", "max_repetition", "max_length_ks"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"gate.{name}", value, "must be in [0, 1]")
         _check(len(self.mauve_seeds) > 0, "gate.mauve_seeds", self.mauve_seeds, "needs at least one seed")
         _check(self.min_rows > 1, "gate.min_rows", self.min_rows, "must be > 1")
+        _check(self.max_rows >= self.min_rows, "gate.max_rows", self.max_rows, "must be >= gate.min_rows")
+        _check(self.mauve_num_buckets == "auto" or (isinstance(self.mauve_num_buckets, int)
+                                                    and 2 <= self.mauve_num_buckets <= self.min_rows),
+               "gate.mauve_num_buckets", self.mauve_num_buckets, "must be 'auto' or an int in [2, gate.min_rows]")
+        _check(self.mauve_scaling_factor > 0, "gate.mauve_scaling_factor", self.mauve_scaling_factor, "must be > 0")
+        _check(self.leakage_ngram > 0, "gate.leakage_ngram", self.leakage_ngram, "must be > 0")
+        _check(len(self.length_quantiles) == 2 and 0.0 <= self.length_quantiles[0] <= self.length_quantiles[1] <= 1.0,
+               "gate.length_quantiles", self.length_quantiles, "must be [low, high] with 0 <= low <= high <= 1")
+        _check(self.length_slack >= 0.0, "gate.length_slack", self.length_slack, "must be >= 0")
+        from synth_core.quality.pii import check_pattern_spec  # the pattern registry lives with the filter
+
+        for i, spec in enumerate(self.pii_patterns):
+            try:
+                check_pattern_spec(spec)
+            except ValueError as exc:
+                raise ValueError(f"gate.pii_patterns[{i}]={exc}") from None
+
+
+def _check_store_uri(key: str, uri: str) -> None:
+    _check(uri.startswith(("file://", "s3://")), key, uri, "must start with file:// or s3://")
 
 
 @dataclass
 class PublishConfig:
     uri: str = field(default="file://published", metadata={"help": "file:// (relative to cwd) or s3://bucket/prefix"})
     quarantine_uri: str = field(default="", metadata={"help": "defaults to <uri>/_quarantine"})
+    conn_id: str = field(default="", metadata={"help": "Airflow aws connection; empty uses boto3's normal chain"})
     license: str = "see target data provenance"
+    max_attempts: int = field(default=4, metadata={"help": "tries of the whole (idempotent) publish"})
+    retry_backoff_s: float = field(default=2.0, metadata={"help": "first back-off; doubles after each try"})
+
+    def __post_init__(self) -> None:
+        _check_store_uri("publish.uri", self.uri)
+        _check(not self.quarantine_uri or self.quarantine_uri.startswith(("file://", "s3://")),
+               "publish.quarantine_uri", self.quarantine_uri, "must start with file:// or s3://")
+        _check(self.max_attempts >= 1, "publish.max_attempts", self.max_attempts, "must be >= 1")
+        _check(self.retry_backoff_s >= 0, "publish.retry_backoff_s", self.retry_backoff_s, "must be >= 0")
+
+    @property
+    def quarantine(self) -> str:
+        return self.quarantine_uri or self.uri.rstrip("/") + "/_quarantine"
 
 
 @dataclass
 class StoreConfig:
     uri: str = field(default="file://artifacts", metadata={"help": "artifact store root, file:// or s3://"})
+    conn_id: str = field(default="", metadata={"help": "Airflow aws connection; empty uses boto3's normal chain"})
+
+    def __post_init__(self) -> None:
+        _check_store_uri("store.uri", self.uri)
 
 
 @dataclass

@@ -149,7 +149,7 @@ def _load_tiny_random(device: torch.device) -> FrozenLM:
     started = time.perf_counter()
     tokenizer = _smollm2_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, initializer_range=0.1,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     with torch.random.fork_rng():
@@ -209,6 +209,20 @@ class Embedder:
         """Unit-normalised sentence embeddings, float32, shape (len(texts), dimension)."""
         return self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """`encode`, memoised on disk by embedder identity and text content: targets are embedded
+        by training, generation and the gate, often for the same snapshot."""
+        digest = hashlib.sha256(json.dumps([self.identity.to_dict(), list(texts)]).encode()).hexdigest()
+        path = cache_dir() / "embeddings" / f"{digest}.npy"
+        if path.exists():
+            return np.load(path)
+        vectors = self.encode(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
+        np.save(tmp, vectors)
+        tmp.rename(path)
+        return vectors
 
 
 @lru_cache(maxsize=4)

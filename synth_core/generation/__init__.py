@@ -1,0 +1,1 @@
+"""Synthetic text generation: soft-prompt sampling, the hard-prompt baseline, sharding, Parquet output."""

@@ -1,0 +1,34 @@
+"""Build the configured generator: a soft prompt from a checkpoint, or the hard-prompt baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synth_core.config import DomainConfig
+from synth_core.generation.run import Generator
+from synth_core.models import Embedder, FrozenLM, load_embedder, load_frozen_lm
+from synth_core.sources import TargetSplit, load_target_split
+
+
+def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *, lm: FrozenLM | None = None,
+                    embedder: Embedder | None = None, targets: TargetSplit | None = None
+                    ) -> tuple[Generator, FrozenLM]:
+    """Soft-prompt generator when `checkpoint_dir` is given, else the hard-prompt baseline.
+
+    Context vectors and few-shot examples come from the domain's train split only: the held-out
+    split is what the quality gate compares against.
+    """
+    from synth_core.generation.hard_prompt import HardPromptGenerator
+    from synth_core.generation.soft_prompt_generator import SoftPromptGenerator
+
+    lm = lm or load_frozen_lm(config.generator)
+    if config.generation.bf16:
+        import torch
+
+        lm.model.to(torch.bfloat16)
+    targets = targets or load_target_split(config)
+    if checkpoint_dir is None:
+        return HardPromptGenerator(lm, targets.train, config.generation), lm
+    embedder = embedder or load_embedder(config.generator)
+    context_vectors = embedder.encode_cached(targets.train)
+    return SoftPromptGenerator(lm, Path(checkpoint_dir), context_vectors, config.generation), lm

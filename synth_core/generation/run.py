@@ -1,0 +1,66 @@
+"""Drive a generator over one shard's sample indices and stream the rows to Parquet with provenance."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from synth_core.generation.decoding import DecodedBatch
+from synth_core.generation.sharding import shard_range
+from synth_core.generation.writer import SyntheticParquetWriter
+
+log = logging.getLogger(__name__)
+
+
+class Generator(Protocol):
+    variant: str
+    checkpoint_hash: str
+
+    def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]: ...
+
+
+@dataclass
+class GenerationResult:
+    path: str
+    rows: int
+    shard: int
+    shards: int
+    variant: str
+    checkpoint_hash: str
+    new_tokens: int
+    finished_fraction: float
+    seconds: float
+    tokens_per_second: float
+
+    def summary(self) -> dict:
+        return dict(self.__dict__)
+
+
+def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: int, batch_size: int, seed: int,
+                        shard: int = 0, shards: int = 1, generator_name: str = "") -> GenerationResult:
+    """Generate this shard's rows of a `num_samples` batch into `out_path` (atomic)."""
+    indices = list(shard_range(num_samples, shard, shards))
+    started = time.perf_counter()
+    tokens = finished = 0
+    with SyntheticParquetWriter(out_path) as writer:
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch, context_indices = generator.sample(chunk, seed)
+            writer.write([
+                {"text": text, "sample_index": j, "shard": shard, "variant": generator.variant,
+                 "checkpoint_hash": generator.checkpoint_hash, "context_index": c, "seed": seed,
+                 "new_tokens": n, "finished": f, "generator": generator_name}
+                for j, c, text, n, f in zip(chunk, context_indices, batch.texts, batch.new_tokens, batch.finished,
+                                            strict=True)
+            ])
+            tokens += sum(batch.new_tokens)
+            finished += sum(batch.finished)
+            elapsed = time.perf_counter() - started
+            log.info("shard %d/%d: %d/%d rows, %.1f tok/s", shard, shards, writer.rows_written, len(indices),
+                     tokens / max(elapsed, 1e-9))
+    seconds = time.perf_counter() - started
+    return GenerationResult(str(out_path), len(indices), shard, shards, generator.variant, generator.checkpoint_hash,
+                            tokens, finished / max(len(indices), 1), seconds, tokens / max(seconds, 1e-9))

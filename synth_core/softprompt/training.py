@@ -1,0 +1,224 @@
+"""Train a soft prompt against a frozen LM by next-token loss on the target texts.
+
+The prefix fed to the LM is only the soft tokens P_θ(z_i); the loss covers the tokens of x_i (and
+its end-of-sequence token, so the model learns to stop) and never the prefix or the padding.
+Padding is masked by the attention mask, not by token id: SmolLM2 pads with its EOS token.
+
+Batches are drawn from a generator seeded by (seed, step), so a run resumed from a checkpoint at
+step s sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth_core.config import DomainConfig
+from synth_core.models import Embedder, FrozenLM
+from synth_core.softprompt import SoftPrompt, build_soft_prompt
+from synth_core.softprompt.checkpoint import (
+    CheckpointMeta,
+    is_checkpoint,
+    load_checkpoint,
+    load_optimizer_state,
+    save_checkpoint,
+)
+from synth_core.sources import TargetSplit
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+# soft_prompt keys that may change between a checkpoint and a run that resumes it
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "eval_every", "log_every", "warm_start"}
+
+
+@dataclass
+class TrainResult:
+    checkpoint_dir: Path
+    checkpoint_hash: str
+    variant: str
+    steps: int
+    resumed_from_step: int
+    first_loss: float | None
+    final_loss: float | None
+    initial_heldout_nll: float | None
+    heldout_nll: float | None
+    seconds: float
+    tokens_per_second: float
+    loss_history: list[list[float]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "loss_history"}
+
+
+def tokenize_targets(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids of each text, truncated to leave room for the closing EOS token."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [row[: max_length - 1] + [tokenizer.eos_token_id] for row in ids]
+
+
+def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention_mask[i, : len(row)] = 1
+    return input_ids, attention_mask
+
+
+def target_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, input_ids: torch.Tensor,
+               attention_mask: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, int]:
+    """Summed next-token NLL of the target tokens given the soft prefix, and the token count."""
+    device = lm.device
+    input_ids, attention_mask, context = input_ids.to(device), attention_mask.to(device), context.to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        token_embeds = lm.model.get_input_embeddings()(input_ids)  # (B, L, d)
+        prefix = soft_prompt(context).to(token_embeds.dtype)  # (B, t, d)
+        t = prefix.shape[1]
+        inputs = torch.cat([prefix, token_embeds], dim=1)
+        mask = torch.cat([torch.ones_like(attention_mask[:, :1]).expand(-1, t), attention_mask], dim=1)
+        logits = lm.model(inputs_embeds=inputs, attention_mask=mask).logits
+    # the logit at position t-1+j predicts target token j; the last position predicts nothing
+    predicting = logits[:, t - 1 : -1].float()
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    nll = torch.nn.functional.cross_entropy(predicting.reshape(-1, predicting.shape[-1]), labels.reshape(-1),
+                                            ignore_index=-100, reduction="sum")
+    return nll, int(attention_mask.sum())
+
+
+@torch.no_grad()
+def heldout_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: np.ndarray, token_rows: list[list[int]],
+                batch_size: int, bf16: bool = False) -> float:
+    """Mean NLL per target token on held-out texts: the training curve's honest counterpart."""
+    total, count = 0.0, 0
+    for start in range(0, len(token_rows), batch_size):
+        input_ids, attention_mask = collate(token_rows[start : start + batch_size], lm.tokenizer.pad_token_id)
+        nll, n = target_nll(lm, soft_prompt, torch.from_numpy(context[start : start + batch_size]),
+                            input_ids, attention_mask, bf16)
+        total, count = total + float(nll), count + n
+    return total / max(count, 1)
+
+
+def _new_soft_prompt(config: DomainConfig, lm: FrozenLM, context_dim: int) -> SoftPrompt:
+    from synth_core.softprompt import VARIANT_REGISTRY
+
+    cfg = config.soft_prompt
+    cls = VARIANT_REGISTRY[cfg.variant]
+    hyper = {"num_tokens": cfg.num_tokens, "hidden_size": lm.hidden_size, "context_dim": context_dim,
+             **{key: getattr(cfg, key) for key in cls.config_keys}}
+    generator = torch.Generator().manual_seed(cfg.seed)
+    token_embeddings = lm.model.get_input_embeddings().weight.detach().cpu()
+    return build_soft_prompt(cfg.variant, hyper, token_embeddings=token_embeddings, generator=generator)
+
+
+def _check_resumable(meta: CheckpointMeta, config: DomainConfig, identities: dict) -> None:
+    old = {k: v for k, v in meta.config["soft_prompt"].items() if k not in RESUMABLE_CHANGES}
+    new = {k: v for k, v in config.to_dict()["soft_prompt"].items() if k not in RESUMABLE_CHANGES}
+    if old != new:
+        changed = sorted(k for k in new if old.get(k) != new[k])
+        raise ValueError(f"cannot resume: soft_prompt settings changed since the checkpoint: {changed}")
+    if meta.identities != identities:
+        changed = sorted(k for k in identities if meta.identities.get(k) != identities[k])
+        raise ValueError(f"cannot resume: {changed} changed since the checkpoint (use warm_start instead)")
+
+
+def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, targets: TargetSplit,
+                      out_dir: Path, resume: bool = False) -> TrainResult:
+    """Train (or resume, or warm-start) the domain's soft prompt; checkpoints land in out_dir/checkpoint."""
+    cfg = config.soft_prompt
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    checkpoint_dir = out_dir / CHECKPOINT_DIR
+    identities = {"llm": lm.identity.to_dict(), "embedder": embedder.identity.to_dict(),
+                  "target_snapshot": targets.snapshot_hash}
+    torch.manual_seed(cfg.seed)
+
+    train_context = embedder.encode_cached(targets.train)
+    heldout_texts = targets.heldout[: cfg.eval_rows]
+    heldout_context = embedder.encode_cached(heldout_texts)
+    train_tokens = tokenize_targets(lm.tokenizer, targets.train, cfg.max_length)
+    heldout_tokens = tokenize_targets(lm.tokenizer, heldout_texts, cfg.max_length)
+
+    meta = CheckpointMeta(variant=cfg.variant, hyperparameters={}, step=0, config=config.to_dict(),
+                          identities=identities, seed=cfg.seed)
+    if resume and is_checkpoint(checkpoint_dir):
+        soft_prompt, meta = load_checkpoint(checkpoint_dir)
+        _check_resumable(meta, config, identities)
+        meta.config = config.to_dict()
+        log.info("resuming %s from step %d", checkpoint_dir, meta.step)
+    elif cfg.warm_start:
+        soft_prompt, warm = load_checkpoint(config.resolve_path(cfg.warm_start))
+        expected = _new_soft_prompt(config, lm, train_context.shape[1]).hyperparameters()
+        if warm.variant != cfg.variant or warm.hyperparameters != expected:
+            raise ValueError(f"soft_prompt.warm_start={cfg.warm_start!r}: checkpoint is {warm.variant} "
+                             f"{warm.hyperparameters}, config needs {cfg.variant} {expected}")
+        meta.identities = {**identities, "warm_start": warm.theta_sha256}
+        log.info("warm start from %s (trained %d steps)", cfg.warm_start, warm.step)
+    else:
+        soft_prompt = _new_soft_prompt(config, lm, train_context.shape[1])
+    soft_prompt.to(lm.device).train()
+    meta.hyperparameters = soft_prompt.hyperparameters()
+    resumed_from = meta.step
+    if not resumed_from:
+        soft_prompt.eval()
+        meta.eval_history.append([0, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens, cfg.batch_size,
+                                                 cfg.bf16)])
+        soft_prompt.train()
+
+    optimizer = torch.optim.AdamW(soft_prompt.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if resumed_from:
+        load_optimizer_state(checkpoint_dir, optimizer)
+
+    tokens_seen, ema = 0, None
+    for step in range(resumed_from, cfg.steps):
+        picks = np.random.default_rng([cfg.seed, step]).choice(
+            len(train_tokens), size=cfg.batch_size, replace=len(train_tokens) < cfg.batch_size)
+        input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
+        nll, count = target_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
+                                attention_mask, cfg.bf16)
+        loss = nll / count
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(soft_prompt.parameters(), cfg.grad_clip)
+        optimizer.step()
+        tokens_seen += count
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; "
+                                     f"lower soft_prompt.learning_rate={cfg.learning_rate}")
+        meta.loss_history.append([step + 1, loss_value])
+        ema = loss_value if ema is None else 0.9 * ema + 0.1 * loss_value
+        meta.step = step + 1
+        done = meta.step == cfg.steps
+        if meta.step % cfg.log_every == 0 or done:
+            elapsed = time.perf_counter() - started
+            log.info("step %d/%d loss %.4f (ema %.4f) %.0f tok/s", meta.step, cfg.steps, loss_value, ema,
+                     tokens_seen / max(elapsed, 1e-9))
+        if meta.step % cfg.eval_every == 0 or done:
+            soft_prompt.eval()
+            meta.eval_history.append([meta.step, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens,
+                                                             cfg.batch_size, cfg.bf16)])
+            soft_prompt.train()
+            log.info("step %d held-out NLL/token %.4f", meta.step, meta.eval_history[-1][1])
+        if meta.step % cfg.checkpoint_every == 0 or done:
+            save_checkpoint(checkpoint_dir, soft_prompt, meta, optimizer)
+
+    if not is_checkpoint(checkpoint_dir) or resumed_from == cfg.steps:
+        save_checkpoint(checkpoint_dir, soft_prompt, meta, optimizer)
+    seconds = time.perf_counter() - started
+    losses = [loss for _, loss in meta.loss_history]
+    return TrainResult(
+        checkpoint_dir=checkpoint_dir, checkpoint_hash=meta.theta_sha256, variant=cfg.variant, steps=meta.step,
+        resumed_from_step=resumed_from, first_loss=losses[0] if losses else None,
+        final_loss=float(np.mean(losses[-10:])) if losses else None,
+        initial_heldout_nll=meta.eval_history[0][1] if meta.eval_history else None,
+        heldout_nll=meta.eval_history[-1][1] if meta.eval_history else None, seconds=seconds,
+        tokens_per_second=tokens_seen / max(seconds, 1e-9), loss_history=meta.loss_history)

@@ -1,0 +1,187 @@
+"""Great Expectations checks on the target snapshot (before training) and the synthetic batch (before publishing).
+
+The suite is plain data built from the domain's `validation` section (`expectation_specs`), so it can be
+read and tested without GX; GX Core runs it on an in-memory pandas batch (ephemeral context). The full
+result is written as JSON and HTML beside the run's artifacts first; then a failure raises a short
+`ValidationFailed` that names each failed expectation and its observed value. PII checks never copy
+the matching values into results or messages.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from synth_core.config import ConfigError
+from synth_core.store import ArtifactStore, run_prefix
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from synth_core.config import DomainConfig
+
+Batch = Literal["targets", "synthetic"]
+GENERATE_STEP = "generate"
+
+PII_PATTERNS = {
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    "phone": r"(?<!\d)(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)",
+    "card_number": r"(?<!\d)(?:\d{4}[ -]){3}\d{4}(?!\d)|(?<!\d)\d{16}(?!\d)",
+    "us_ssn": r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)",
+}
+_PARTIAL_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+                 "unexpected_list", "unexpected_index_list", "unexpected_index_query")
+
+
+class ValidationFailed(RuntimeError):
+    """Deterministic: the data broke its expectations. Do not retry; fix the data or the config."""
+
+    def __init__(self, message: str, failures: list[dict], result_uri: str):
+        super().__init__(message)
+        self.failures = failures
+        self.result_uri = result_uri
+
+
+def expectation_specs(config: DomainConfig, batch: Batch) -> list[dict[str, Any]]:
+    """The suite as data: [{type, kwargs, meta}], from the domain's YAML."""
+    v = config.validation
+    required = ["text", "split", *config.source.metadata_columns] if batch == "targets" else ["text"]
+    specs = [{"type": "expect_column_to_exist", "kwargs": {"column": c}, "meta": {"check": f"required:{c}"}}
+             for c in required]
+    specs += [
+        {"type": "expect_table_row_count_to_be_between",
+         "kwargs": {"min_value": v.min_rows, "max_value": v.max_rows}, "meta": {"check": "row_count"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "text"}, "meta": {"check": "not_null"}},
+        {"type": "expect_column_value_lengths_to_be_between",
+         "kwargs": {"column": "text", "min_value": v.text_length[0], "max_value": v.text_length[1]},
+         "meta": {"check": "text_length"}},
+    ]
+    if v.unique_text:
+        specs.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": "text"},
+                      "meta": {"check": "unique_text"}})
+    for name in v.forbid_patterns:
+        regex = name.removeprefix("regex:") if name.startswith("regex:") else PII_PATTERNS[name]
+        specs.append({"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "text", "regex": regex},
+                      "meta": {"check": f"pii:{name}", "pii": True}})
+    for i, extra in enumerate(v.extra_expectations):
+        if extra.get("on", "both") in (batch, "both"):
+            specs.append({"type": extra["type"], "kwargs": dict(extra.get("kwargs", {})),
+                          "meta": {"check": f"extra[{i}]", "config_key": f"validation.extra_expectations[{i}]"}})
+    return specs
+
+
+def run_suite(frame: pd.DataFrame, specs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Validate `frame` with GX Core on an ephemeral context; returns the JSON-able result (PII scrubbed)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = gx.ExpectationSuite(name=name)
+    for spec in specs:
+        where = spec["meta"].get("config_key", spec["type"])
+        try:
+            suite.add_expectation(get_expectation_impl(spec["type"])(**spec["kwargs"], meta=spec["meta"]))
+        except Exception as exc:  # GX raises its own and pydantic errors for unknown names and bad kwargs
+            raise ConfigError(f"{where}: {spec['type']}({spec['kwargs']}) is not a valid GX expectation: "
+                              f"{str(exc).splitlines()[0]}") from None
+    asset = context.data_sources.add_pandas("synth").add_dataframe_asset(name)
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, result_format="SUMMARY").to_json_dict()
+    for item in result["results"]:
+        if item["expectation_config"].get("meta", {}).get("pii"):
+            for key in _PARTIAL_KEYS:
+                item["result"].pop(key, None)
+    return result
+
+
+def failed_expectations(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each failed expectation with what was observed, in a few words."""
+    failures = []
+    for item in result["results"]:
+        if item["success"]:
+            continue
+        cfg, res = item["expectation_config"], item.get("result", {})
+        if item.get("exception_info", {}).get("raised_exception"):
+            observed: Any = f"error: {item['exception_info']['exception_message']}"
+        elif "observed_value" in res:
+            observed = res["observed_value"]
+        else:
+            observed = {k: res[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list")
+                        if k in res}
+            if "partial_unexpected_list" in observed:
+                observed["examples"] = [str(x)[:80] for x in observed.pop("partial_unexpected_list")[:3]]
+        failures.append({"expectation": cfg["type"], "check": cfg.get("meta", {}).get("check", ""),
+                         "column": cfg["kwargs"].get("column"), "observed": observed})
+    return failures
+
+
+def render_html(title: str, result: dict[str, Any]) -> str:
+    """A small self-contained page: one row per expectation, failures first."""
+    rows = sorted(result["results"], key=lambda r: r["success"])
+    cells = "".join(
+        f"<tr class={'ok' if r['success'] else 'fail'}><td>{'pass' if r['success'] else 'FAIL'}</td>"
+        f"<td>{html.escape(r['expectation_config']['type'])}</td>"
+        f"<td>{html.escape(str(r['expectation_config'].get('meta', {}).get('check', '')))}</td>"
+        f"<td><code>{html.escape(str({k: v for k, v in r['expectation_config']['kwargs'].items() if k != 'batch_id'}))}"
+        f"</code></td><td><code>{html.escape(str(r.get('result', {}))[:500])}</code></td></tr>" for r in rows)
+    stats = result["statistics"]
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif}td{border-bottom:1px solid #ddd;padding:4px;vertical-align:top}"
+            ".fail{background:#fdd}.ok{background:#efe}</style>"
+            f"<h1>{html.escape(title)}</h1><p>{'PASSED' if result['success'] else 'FAILED'}: "
+            f"{stats['successful_expectations']} of {stats['evaluated_expectations']} expectations met.</p>"
+            "<table><tr><th>status</th><th>expectation</th><th>check</th><th>arguments</th><th>result</th></tr>"
+            f"{cells}</table>")
+
+
+def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore, batch: Batch,
+                         frame: pd.DataFrame) -> dict[str, Any]:
+    started = time.perf_counter()
+    prefix = run_prefix(config.name, run_id, f"validate_{batch}")
+    result = run_suite(frame, expectation_specs(config, batch), f"{config.name}_{batch}")
+    failures = failed_expectations(result)
+    result["meta"] = {"domain": config.name, "run_id": run_id, "batch": batch, "rows": len(frame),
+                      "config_hash": config.config_hash("source", "validation")}
+    result_uri = store.put_json(f"{prefix}/validation.json", result)
+    report_uri = store.put_bytes(f"{prefix}/validation.html",
+                                 render_html(f"{config.name} {batch} validation, run {run_id}", result).encode())
+    if failures:
+        listed = "; ".join(f"{f['expectation']}({f['column'] or f['check']}) observed {f['observed']}"
+                           for f in failures)
+        raise ValidationFailed(f"{config.name} {batch} validation failed {len(failures)} of "
+                               f"{len(result['results'])} expectations: {listed}. Full result: {result_uri}",
+                               failures, result_uri)
+    return {"batch": batch, "success": True, "rows": len(frame), "evaluated": len(result["results"]),
+            "result_uri": result_uri, "report_uri": report_uri,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def validate_targets(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
+    """Check the run's target snapshot; raises `ValidationFailed` (after writing the report) on failure."""
+    from synth_core.snapshot import read_snapshot
+
+    return _validate_and_record(config, run_id, store, "targets", read_snapshot(config, run_id, store))
+
+
+def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore) -> list[str]:
+    keys = [k for k in store.list(run_prefix(config.name, run_id, GENERATE_STEP)) if k.endswith(".parquet")]
+    if not keys:
+        raise FileNotFoundError(f"no synthetic batch: no .parquet under "
+                                f"{store.uri_for(run_prefix(config.name, run_id, GENERATE_STEP))}")
+    return keys
+
+
+def read_synthetic_batch(config: DomainConfig, run_id: str, store: ArtifactStore) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat([pd.read_parquet(io.BytesIO(store.get_bytes(k)))
+                      for k in synthetic_batch_keys(config, run_id, store)], ignore_index=True)
+
+
+def validate_synthetic(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
+    """Check the run's synthetic batch (all Parquet parts under `generate/`) before publishing."""
+    return _validate_and_record(config, run_id, store, "synthetic", read_synthetic_batch(config, run_id, store))
