@@ -204,8 +204,9 @@ class GateConfig:
     max_repetition: float = 0.5
     length_quantiles: list[float] = field(default_factory=lambda: [0.0, 1.0])
     length_slack: float = 0.5
-    pii_patterns: list[str] = field(default_factory=lambda: ["email", "phone", "card_number"],
-                                    metadata={"help": "PII pattern names from synth_core.validation.PII_PATTERNS, or regex:<pattern>"})
+    pii_patterns: list[str] = field(
+        default_factory=lambda: ["email", "phone", "card_number"],
+        metadata={"help": "PII pattern names (as in validation.forbid_patterns) or 'regex:<pattern>'"})
     max_length_ks: float = field(default=0.3, metadata={
         "help": "KS statistic of lengths (synthetic vs held-out) above which a human reviews the batch"})
     sample_seed: int = field(default=0, metadata={"help": "seed for drawing the equal-size MAUVE samples"})
@@ -224,10 +225,11 @@ class GateConfig:
                "gate.mauve_num_buckets", self.mauve_num_buckets, "must be 'auto' or an int in [2, gate.min_rows]")
         _check(self.mauve_scaling_factor > 0, "gate.mauve_scaling_factor", self.mauve_scaling_factor, "must be > 0")
         _check(self.leakage_ngram > 0, "gate.leakage_ngram", self.leakage_ngram, "must be > 0")
-        _check(len(self.length_quantiles) == 2 and 0.0 <= self.length_quantiles[0] <= self.length_quantiles[1] <= 1.0,
-               "gate.length_quantiles", self.length_quantiles, "must be [low, high] with 0 <= low <= high <= 1")
+        low_high = self.length_quantiles
+        _check(len(low_high) == 2 and 0.0 <= low_high[0] <= low_high[1] <= 1.0, "gate.length_quantiles", low_high,
+               "must be [low, high] with 0 <= low <= high <= 1")
         _check(self.length_slack >= 0.0, "gate.length_slack", self.length_slack, "must be >= 0")
-        from synth_core.quality.pii import check_pattern_spec  # the pattern registry lives with the filter
+        from synth_core.quality.pii import check_pattern_spec  # shares validation's PII_PATTERNS
 
         for i, spec in enumerate(self.pii_patterns):
             try:

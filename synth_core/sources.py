@@ -1,19 +1,27 @@
 """Governed target samples: read a domain's source, render each row to one training text, split.
 
-The split is deterministic (seeded by `source.split_seed`) so every step and every worker sees the
-same train and held-out rows for the same data.
+Sources are a file (JSONL, CSV or Parquet; local or `s3://`) or a read-only SQL query. Rows are
+normalised (rendered, nulls unified, sorted by content) before hashing and splitting, so the same
+data gives the same hash and the same train/held-out split whatever order the source returns it in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import string
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from synth_core.config import DomainConfig
+
+_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass
@@ -23,39 +31,145 @@ class TargetSplit:
     snapshot_hash: str
 
 
-def read_source_rows(config: DomainConfig) -> pd.DataFrame:
+def _file_format(config: DomainConfig) -> str:
     src = config.source
-    if src.kind != "file":
-        raise NotImplementedError(f"source.kind={src.kind!r}")
-    path = config.resolve_path(src.uri)
-    if path.suffix == ".jsonl":
-        frame = pd.read_json(path, lines=True)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path)
+    if src.format != "auto":
+        return src.format
+    suffix = PurePosixPath(src.uri).suffix.lower()
+    if suffix not in _FORMATS:
+        raise ValueError(f"source.uri={src.uri!r}: cannot tell the format from {suffix!r}; "
+                         f"set source.format to one of jsonl, csv, parquet")
+    return _FORMATS[suffix]
+
+
+def _read_file_bytes(config: DomainConfig) -> bytes:
+    src = config.source
+    if src.uri.startswith("s3://"):
+        from synth_core.s3 import split_s3_uri
+        from synth_core.store import S3Store
+
+        bucket, key = split_s3_uri(src.uri)
+        return S3Store(f"s3://{bucket}", src.conn_id).get_bytes(key)
+    return config.resolve_path(src.uri).read_bytes()
+
+
+def _read_file(config: DomainConfig) -> pd.DataFrame:
+    data = io.BytesIO(_read_file_bytes(config))
+    fmt = _file_format(config)
+    if fmt == "jsonl":
+        return pd.read_json(data, lines=True, dtype=False)
+    if fmt == "csv":
+        return pd.read_csv(data)
+    return pd.read_parquet(data)
+
+
+def sql_url(config: DomainConfig) -> str:
+    """The SQLAlchemy URL, from an Airflow connection or an env var (never from the YAML itself).
+
+    Plain PostgreSQL URLs get the psycopg2 driver we pin (SQLAlchemy 2.1 would otherwise pick psycopg 3).
+    """
+    src = config.source
+    if src.conn_env:
+        if not os.environ.get(src.conn_env):
+            raise ValueError(f"source.conn_env={src.conn_env!r}: environment variable is not set")
+        url = os.environ[src.conn_env]
     else:
-        frame = pd.read_parquet(path)
-    return frame.head(src.max_rows) if src.max_rows else frame
+        from airflow.sdk import BaseHook
+
+        url = BaseHook.get_connection(src.conn_id).get_uri()
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgres", "postgresql") else url
 
 
-def render_texts(config: DomainConfig, frame: pd.DataFrame) -> list[str]:
-    template = config.source.text_template
+def _read_sql(config: DomainConfig) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sql_url(config))
     try:
-        return [template.format(**row) for row in frame.to_dict("records")]
-    except KeyError as exc:
-        raise ValueError(f"source.text_template={template!r}: column {exc} not in source columns "
-                         f"{list(frame.columns)}") from None
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn = conn.execution_options(postgresql_readonly=True)
+            frame = pd.read_sql_query(sa.text(config.source.query), conn)
+            conn.rollback()
+            return frame
+    finally:
+        engine.dispose()
 
 
-def split_texts(texts: list[str], holdout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    order = np.random.default_rng(seed).permutation(len(texts))
-    n_holdout = max(1, round(len(texts) * holdout_fraction))
-    heldout = sorted(order[:n_holdout].tolist())
-    train = sorted(order[n_holdout:].tolist())
-    return [texts[i] for i in train], [texts[i] for i in heldout]
+def read_source_rows(config: DomainConfig) -> pd.DataFrame:
+    frame = _read_sql(config) if config.source.kind == "sql" else _read_file(config)
+    return frame.head(config.source.max_rows) if config.source.max_rows else frame
+
+
+def describe_source(config: DomainConfig) -> dict[str, Any]:
+    """What lineage records about where the rows came from (connection names, never secrets)."""
+    src = config.source
+    if src.kind == "sql":
+        return {"kind": "sql", "query": src.query, "conn_id": src.conn_id, "conn_env": src.conn_env}
+    uri = src.uri if src.uri.startswith("s3://") else config.resolve_path(src.uri).resolve().as_uri()
+    return {"kind": "file", "uri": uri, "format": _file_format(config)}
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (not isinstance(value, (list, dict, np.ndarray)) and bool(pd.isna(value)))
+
+
+def render_texts(config: DomainConfig, frame: pd.DataFrame) -> list[str | None]:
+    """One text per row; None where a column the template needs is null, so validation catches it."""
+    template = config.source.text_template
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    missing = sorted(fields - set(frame.columns))
+    if missing:
+        raise ValueError(f"source.text_template={template!r}: columns {missing} not in source columns "
+                         f"{list(frame.columns)}")
+    return [None if any(_is_null(row[f]) for f in fields) else template.format(**row)
+            for row in frame[sorted(fields)].to_dict("records")]
+
+
+def normalise_targets(config: DomainConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """`text` plus the metadata columns, sorted by each row's canonical JSON (order-independent)."""
+    missing = sorted(set(config.source.metadata_columns) - set(frame.columns))
+    if missing:
+        raise ValueError(f"source.metadata_columns={config.source.metadata_columns!r}: {missing} not in "
+                         f"source columns {list(frame.columns)}")
+    targets = frame[config.source.metadata_columns].copy()
+    targets.insert(0, "text", pd.array(render_texts(config, frame), dtype=object))
+    order = np.argsort(canonical_rows(targets), kind="stable")
+    return targets.iloc[order].reset_index(drop=True)
+
+
+def canonical_rows(targets: pd.DataFrame) -> list[str]:
+    records = targets.astype(object).where(targets.notna(), None).to_dict("records")
+    return [json.dumps(r, sort_keys=True, default=str, ensure_ascii=False) for r in records]
+
+
+def content_hash(targets: pd.DataFrame) -> str:
+    """sha256 over the normalised rows: equal data gives an equal hash."""
+    digest = hashlib.sha256()
+    for line in canonical_rows(targets):
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def assign_split(n_rows: int, holdout_fraction: float, seed: int) -> list[str]:
+    """`train` or `heldout` per row, from a seeded permutation."""
+    order = np.random.default_rng(seed).permutation(n_rows)
+    n_holdout = max(1, round(n_rows * holdout_fraction)) if n_rows > 1 else 0
+    split = np.full(n_rows, "train", dtype=object)
+    split[order[:n_holdout]] = "heldout"
+    return split.tolist()
+
+
+def to_target_split(snapshot: pd.DataFrame, snapshot_hash: str) -> TargetSplit:
+    """Train and held-out texts of a snapshot frame (with its `split` column)."""
+    texts = snapshot["text"]
+    return TargetSplit(texts[snapshot["split"] == "train"].tolist(), texts[snapshot["split"] == "heldout"].tolist(),
+                       snapshot_hash)
 
 
 def load_target_split(config: DomainConfig) -> TargetSplit:
-    texts = render_texts(config, read_source_rows(config))
-    train, heldout = split_texts(texts, config.source.holdout_fraction, config.source.split_seed)
-    digest = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
-    return TargetSplit(train, heldout, digest)
+    """Read the source directly (no store); same texts, split and hash as a `refresh` snapshot."""
+    targets = normalise_targets(config, read_source_rows(config))
+    snapshot_hash = content_hash(targets)
+    targets["split"] = assign_split(len(targets), config.source.holdout_fraction, config.source.split_seed)
+    return to_target_split(targets, snapshot_hash)

@@ -1,0 +1,40 @@
+"""`synth publish`: copy the run's approved batch to the domain's destination, or quarantine it."""
+
+from __future__ import annotations
+
+import argparse
+
+from synth_core.commands.refresh import add_run_arguments, open_run
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("publish", help="publish an approved batch (or quarantine a rejected one)")
+    add_run_arguments(parser)
+    parser.add_argument("--ds", required=True, help="logical date of the run, e.g. 2025-01-31 (the date= partition)")
+    parser.add_argument("--approved-by", default=None, help="reviewer who approved a borderline gate result")
+    parser.add_argument("--quarantine", action="store_true", help="quarantine the batch with its gate report")
+    parser.add_argument("--reason", default="", help="why it is quarantined (default: the gate decision)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from synth_core.cli import emit
+    from synth_core.publish import PublishFailed, PublishRefused, publish, quarantine
+    from synth_core.store import StoreAccessError
+    from synth_core.validation import ValidationFailed
+
+    config, store = open_run(args)
+    summary = {"command": "publish", "domain": config.name, "run_id": args.run_id, "ds": args.ds}
+    try:
+        if args.quarantine:
+            summary.update(quarantine(config, args.run_id, store, args.ds, args.reason))
+        else:
+            summary.update(publish(config, args.run_id, store, args.ds, args.approved_by))
+    except (PublishRefused, PublishFailed, StoreAccessError, ValidationFailed) as exc:
+        logging.getLogger("synth").error("%s", exc)
+        emit({**summary, "error": str(exc), "kind": type(exc).__name__})
+        return 1
+    emit(summary)
+    return 0

@@ -1,0 +1,280 @@
+"""Atomic, idempotent publishing of an approved synthetic batch, and quarantine of a rejected one.
+
+Layout at the destination (s3:// or file://):
+    domain=<d>/date=<ds>/run=<run_id>/part-00000.parquet ...  data files, copied byte for byte
+    domain=<d>/date=<ds>/run=<run_id>/README.md             dataset card
+    domain=<d>/date=<ds>/run=<run_id>/manifest.json         written last: the commit
+    domain=<d>/_latest.json                                 moved only after the manifest exists
+Readers trust only prefixes with a manifest, so a crash part-way leaves nothing that looks published.
+A re-run of the same run id writes the same keys; once the manifest exists it is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from synth_core.config import DomainConfig
+from synth_core.snapshot import read_lineage
+from synth_core.store import ArtifactStore, TransientStoreError, open_store, run_prefix
+from synth_core.validation import (
+    ValidationFailed,
+    failed_expectations,
+    synthetic_batch_keys,
+    validate_synthetic,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GATE_STEP = "gate"
+APPROVED = ("approve", "approved", "pass", "passed", "accept", "accepted")
+NEEDS_REVIEW = ("review", "borderline")
+MANIFEST = "manifest.json"
+CARD = "README.md"
+
+
+class PublishRefused(RuntimeError):
+    """Deterministic: the batch is not approved, or the run id was already published with other data."""
+
+
+class PublishFailed(RuntimeError):
+    """The destination stayed unreachable through every retry; the run is not published."""
+
+
+def partition_prefix(domain: str, ds: str, run_id: str) -> str:
+    return f"domain={domain}/date={ds}/run={run_id}"
+
+
+def latest_key(domain: str) -> str:
+    return f"domain={domain}/_latest.json"
+
+
+def read_gate_report(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
+    return store.get_json(f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.json")
+
+
+def _check_approved(report: dict[str, Any], approved_by: str | None) -> str:
+    decision = str(report.get("decision", "")).lower()
+    if decision in APPROVED or (decision in NEEDS_REVIEW and approved_by):
+        return decision
+    if decision in NEEDS_REVIEW:
+        raise PublishRefused(f"gate decision {decision!r} needs a reviewer's approval (approved_by) to publish")
+    raise PublishRefused(f"gate decision {decision!r} is not an approval; quarantine the batch instead")
+
+
+def _ensure_synthetic_valid(config: DomainConfig, run_id: str, store: ArtifactStore) -> str:
+    """The synthetic batch's validation result, running it if this run has none yet."""
+    key = f"{run_prefix(config.name, run_id, 'validate_synthetic')}/validation.json"
+    if not store.exists(key):
+        return validate_synthetic(config, run_id, store)["result_uri"]
+    result = store.get_json(key)
+    if not result["success"]:
+        failures = failed_expectations(result)
+        raise ValidationFailed(f"{config.name} synthetic batch failed validation ({len(failures)} expectations); "
+                               f"see {store.uri_for(key)}", failures, store.uri_for(key))
+    return store.uri_for(key)
+
+
+def _file_entry(name: str, data: bytes, rows: int | None) -> dict[str, Any]:
+    return {"key": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
+
+
+def _batch_parts(config: DomainConfig, run_id: str, store: ArtifactStore) -> tuple[dict[str, bytes], list[dict]]:
+    """The batch's Parquet files renamed part-NNNNN.parquet, and their manifest entries."""
+    import pyarrow.parquet as pq
+
+    parts, entries = {}, []
+    for i, key in enumerate(synthetic_batch_keys(config, run_id, store)):
+        data = store.get_bytes(key)
+        name = f"part-{i:05d}.parquet"
+        parts[name] = data
+        entries.append({**_file_entry(name, data, pq.ParquetFile(io.BytesIO(data)).metadata.num_rows),
+                        "source": store.uri_for(key)})
+    return parts, entries
+
+
+def _checkpoint_hash(report: dict[str, Any], parts: dict[str, bytes]) -> str | None:
+    """From the gate report's identities, else the batch's `checkpoint_hash` provenance column."""
+    import pyarrow.parquet as pq
+
+    for section in (report, report.get("identities", {}), report.get("lineage", {})):
+        if section.get("checkpoint_hash"):
+            return section["checkpoint_hash"]
+    values = {v for data in parts.values() if "checkpoint_hash" in pq.ParquetFile(io.BytesIO(data)).schema.names
+              for v in pq.read_table(io.BytesIO(data), columns=["checkpoint_hash"]).column(0).to_pylist()}
+    return values.pop() if len(values) == 1 else None
+
+
+def with_retries(action: Callable[[], T], attempts: int, backoff_s: float, what: str) -> T:
+    """Retry an idempotent multi-step action on transient store errors, doubling the back-off."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except TransientStoreError as exc:
+            if attempt == attempts:
+                raise PublishFailed(f"{what} failed after {attempts} attempts: {exc}. It is not published: "
+                                    f"readers only trust a prefix with {MANIFEST}; re-run the same run id to "
+                                    f"complete it") from exc
+            delay = backoff_s * 2 ** (attempt - 1)
+            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", what, attempt, attempts, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[bool, str]:
+    """Write files, then the manifest; (False, sha) without writing when this manifest is already there."""
+    manifest_key = f"{prefix}/{MANIFEST}"
+    if dest.exists(manifest_key):
+        existing_bytes = dest.get_bytes(manifest_key)
+        existing = json.loads(existing_bytes)
+        if [f["sha256"] for f in existing["files"]] != [f["sha256"] for f in manifest["files"]]:
+            raise PublishRefused(f"{dest.uri_for(prefix)} is already committed with different files; "
+                                 f"a run id publishes once")
+        return False, hashlib.sha256(existing_bytes).hexdigest()
+    for name, data in files.items():
+        dest.put_bytes(f"{prefix}/{name}", data)
+    dest.put_json(manifest_key, manifest)
+    return True, hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest()
+
+
+def _move_latest(dest: ArtifactStore, domain: str, ds: str, run_id: str, prefix: str, manifest_sha: str) -> bool:
+    """Point `_latest.json` at this run unless it already names a later date (backfills don't move it back)."""
+    key = latest_key(domain)
+    if dest.exists(key) and dest.get_json(key)["ds"] > ds:
+        return False
+    dest.put_json(key, {"run_prefix": prefix, "manifest_key": f"{prefix}/{MANIFEST}",
+                        "manifest_sha256": manifest_sha, "ds": ds, "run_id": run_id})
+    return True
+
+
+def gate_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Decision, reasons and the scalar figures of a gate report (counts, rates, MAUVE means)."""
+    figures = {**report.get("counts", {}), **report.get("rates", {})}
+    metrics = {k: v for k, v in figures.items() if isinstance(v, (int, float, str, bool))}
+    mauve = report.get("mauve") or {}
+    for name, side in (("mauve", "synthetic"), ("mauve_reference", "reference")):
+        if isinstance(mauve.get(side), dict):
+            metrics[name] = mauve[side].get("mean")
+    return {"decision": report.get("decision"), "reasons": report.get("reasons", []), "metrics": metrics}
+
+
+def _manifest(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, status: str,
+              report: dict[str, Any], parts: dict[str, bytes], entries: list[dict]) -> dict[str, Any]:
+    return {
+        "domain": config.name, "run_id": run_id, "ds": ds, "status": status,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": sum(e["rows"] for e in entries), "files": entries,
+        "gate": gate_summary(report),
+        "lineage": {"snapshot_hash": read_lineage(config, run_id, store)["snapshot_hash"],
+                    "checkpoint_hash": _checkpoint_hash(report, parts), "config_hash": config.config_hash(),
+                    "generator": config.generator.model, "embedder": config.generator.embedder,
+                    "artifacts": store.uri_for(f"{config.name}/{run_id}")},
+    }
+
+
+def render_dataset_card(config: DomainConfig, manifest: dict[str, Any]) -> str:
+    """A Hugging Face style dataset card: what the data is, how it was made, its gate result, use, license."""
+    lineage, gate = manifest["lineage"], manifest["gate"]
+    metrics = "\n".join(f"| {k} | {v} |" for k, v in sorted(gate["metrics"].items())
+                        if isinstance(v, (int, float, str, bool))) or "| (none reported) | |"
+    review = f"Approved by **{manifest['approved_by']}** after review." if manifest.get("approved_by") else \
+        "Approved automatically by the gate (no review needed)."
+    tags = "".join(f"\n- {t}" for t in ["synthetic", "softsrv", *config.tags])
+    return f"""---
+pretty_name: {config.name} synthetic ({manifest['ds']}, run {manifest['run_id']})
+license: other
+tags:{tags}
+task_categories:
+- text-generation
+---
+
+# {config.name}: synthetic text, run `{manifest['run_id']}` ({manifest['ds']})
+
+## What this is
+{manifest['rows']} synthetic examples in the style of the **{config.name}** domain: {config.description or "(no description)"}
+Each row has a `text` column plus provenance columns. Owner: {config.owner}.
+
+## How it was made
+A SoftSRV soft prompt was trained on a frozen LLM (`{lineage['generator']}`) against governed target
+examples, conditioned on context vectors from `{lineage['embedder']}`, and sampled; the samples were
+filtered (duplicates, near-copies of targets, degenerate text, PII) and validated with Great Expectations.
+
+| identity | value |
+| --- | --- |
+| target snapshot hash | `{lineage['snapshot_hash']}` |
+| soft-prompt checkpoint hash | `{lineage['checkpoint_hash']}` |
+| config hash | `{lineage['config_hash']}` |
+| run artifacts | `{lineage['artifacts']}` |
+
+## Quality gate
+Decision: **{gate['decision']}** ({'; '.join(gate['reasons']) or 'no reasons given'}). {review}
+
+| metric | value |
+| --- | --- |
+{metrics}
+
+## Intended use
+Fine-tuning and evaluating models for the {config.name} domain where real data is scarce. Not a source of
+facts: answers may be wrong. Do not use it to evaluate a model as if it were real data.
+
+## License
+Synthetic derivative of the domain's target data, whose license is: {config.publish.license}.
+
+## Files
+See `manifest.json` beside this card: every file with its size, sha256 and row count.
+"""
+
+
+def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, approved_by: str | None = None,
+            *, destination: ArtifactStore | None = None) -> dict[str, Any]:
+    """Publish the run's approved batch to `config.publish.uri`; a no-op if this run is already published."""
+    report = read_gate_report(config, run_id, store)
+    decision = _check_approved(report, approved_by)
+    validation_uri = _ensure_synthetic_valid(config, run_id, store)
+    parts, entries = _batch_parts(config, run_id, store)
+    manifest = _manifest(config, run_id, store, ds, "published", report, parts, entries)
+    manifest["approved_by"] = approved_by
+    manifest["lineage"]["synthetic_validation"] = validation_uri
+    card = render_dataset_card(config, manifest).encode()
+    manifest["dataset_card"] = _file_entry(CARD, card, None)
+    dest = destination or open_store(config.publish.uri, config.publish.conn_id)
+    prefix = partition_prefix(config.name, ds, run_id)
+
+    def attempt() -> dict[str, Any]:
+        written, manifest_sha = _commit(dest, prefix, {**parts, CARD: card}, manifest)
+        moved = _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)
+        return {"published": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
+                "latest_updated": moved}
+
+    result = with_retries(attempt, config.publish.max_attempts, config.publish.retry_backoff_s,
+                          f"publish {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    return {**result, "decision": decision, "files": len(entries), "rows": manifest["rows"]}
+
+
+def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, reason: str = "",
+               *, destination: ArtifactStore | None = None) -> dict[str, Any]:
+    """Keep a rejected batch with its gate report under the quarantine prefix; never moves `latest`."""
+    report = read_gate_report(config, run_id, store)
+    parts, entries = _batch_parts(config, run_id, store)
+    evidence = {name: store.get_bytes(key) for name, key in (
+        ("gate_report.json", f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.json"),
+        ("gate_report.html", f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.html"),
+        ("synthetic_validation.json", f"{run_prefix(config.name, run_id, 'validate_synthetic')}/validation.json"),
+    ) if store.exists(key)}
+    manifest = _manifest(config, run_id, store, ds, "quarantined", report, parts, entries)
+    manifest["reason"] = reason or f"gate decision {report.get('decision')!r}"
+    manifest["evidence"] = [_file_entry(name, data, None) for name, data in evidence.items()]
+    dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
+    prefix = partition_prefix(config.name, ds, run_id)
+    written, manifest_sha = with_retries(lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
+                                         config.publish.max_attempts, config.publish.retry_backoff_s,
+                                         f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    return {"quarantined": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
+            "files": len(entries), "rows": manifest["rows"], "reason": manifest["reason"]}

@@ -1,0 +1,185 @@
+"""Run-scoped artifact store over a local directory or S3: the only thing steps on different machines share.
+
+Every step writes under `<root>/<domain>/<run_id>/<step>/`. Keys are `/`-separated and relative to the
+root; both backends behave the same: a missing key raises `FileNotFoundError`, a local write is atomic
+(temp file + rename) as an S3 PUT is, an unreachable S3 (after botocore's retries) raises
+`TransientStoreError` and a rejected credential or permission raises `StoreAccessError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from synth_core.s3 import DEFAULT_MAX_ATTEMPTS, s3_client, split_s3_uri
+
+
+class StoreError(RuntimeError):
+    """An artifact store operation failed."""
+
+
+class TransientStoreError(StoreError):
+    """The store could not be reached after retries; retrying the step later may succeed."""
+
+
+class StoreAccessError(StoreError):
+    """The store rejected our credentials or permissions; retrying will not help."""
+
+
+def run_prefix(domain: str, run_id: str, step: str) -> str:
+    """`<domain>/<run_id>/<step>`: the prefix a step owns within one run."""
+    for part in (domain, run_id, step):
+        if not part or "/" in part or part in (".", ".."):
+            raise ValueError(f"{part!r}: not a valid domain, run id or step name")
+    return f"{domain}/{run_id}/{step}"
+
+
+def _check_key(key: str) -> str:
+    if not key or key.startswith("/") or ".." in key.split("/"):
+        raise ValueError(f"{key!r}: store keys are relative, without '..'")
+    return key
+
+
+class ArtifactStore(ABC):
+    """Bytes under keys; JSON and files are conveniences on top."""
+
+    root: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Write (or overwrite) one object; returns its URI."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix` (recursively), sorted."""
+
+    @abstractmethod
+    def uri_for(self, key: str) -> str: ...
+
+    def put_json(self, key: str, obj: Any) -> str:
+        return self.put_bytes(key, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_file(self, key: str, path: str | Path) -> str:
+        return self.put_bytes(key, Path(path).read_bytes())
+
+
+class LocalStore(ArtifactStore):
+    def __init__(self, root: str | Path):
+        self.path = Path(root).resolve()
+        self.root = self.path.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.path / _check_key(key)
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.uri_for(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.uri_for(key)}: no such artifact") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.path / prefix.strip("/")
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.path).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    def uri_for(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+
+_ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+                 "InvalidBucketName", "AllAccessDisabled", "403"}
+
+
+class S3Store(ArtifactStore):
+    def __init__(self, uri: str, conn_id: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+        self.bucket, self.prefix = split_s3_uri(uri)
+        self.root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.client = s3_client(conn_id, max_attempts)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
+
+    def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
+        """Run one S3 call, turning botocore's errors into the store's three kinds."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(f"{self.uri_for(key)}: no such artifact") from None
+            if code in _ACCESS_CODES:
+                raise StoreAccessError(f"{action} {self.uri_for(key)} refused ({code}): check the S3 "
+                                       f"credentials, bucket and permissions for {self.client.meta.endpoint_url}"
+                                       ) from exc
+            raise TransientStoreError(f"{action} {self.uri_for(key)} failed ({code}): {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientStoreError(f"{action} {self.uri_for(key)} failed after retries: {exc}") from exc
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self._call("write", key, self.client.put_object, Key=self._key(key), Body=data)
+        return self.uri_for(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._call("read", key, self.client.get_object, Key=self._key(key))["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("check", key, self.client.head_object, Key=self._key(key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        full = "/".join(part for part in (self.prefix, prefix.strip("/")) if part)
+        full = full + "/" if full else ""
+        keys: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list", prefix, self.client.list_objects_v2, Prefix=full, **token)
+            keys += [obj["Key"][len(self.prefix) + 1 if self.prefix else 0:] for obj in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(keys)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def uri_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def open_store(uri: str, conn_id: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> ArtifactStore:
+    """A store for `s3://bucket/prefix`, `file:///abs`, `file://relative` (to the cwd) or a plain path."""
+    if uri.startswith("s3://"):
+        return S3Store(uri, conn_id, max_attempts)
+    return LocalStore(uri.removeprefix("file://"))

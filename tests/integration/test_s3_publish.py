@@ -1,0 +1,101 @@
+"""Publishing and the artifact store against a real S3 server (SeaweedFS on loopback)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synth_core.publish import PublishFailed, publish
+from synth_core.store import S3Store, StoreAccessError, open_store
+from tests.conftest import domain_config, write_generated_run
+from tests.integration.conftest import BUCKET, SECRET_KEY, SeaweedS3, use_s3
+
+pytestmark = pytest.mark.integration
+DS = "2025-01-31"
+
+
+def _published_config(tmp_path: Path, prefix: str, **publish_settings):
+    return domain_config(tmp_path, publish={"uri": prefix, **publish_settings}, store={"uri": f"{prefix}/artifacts"})
+
+
+def test_artifact_store_round_trip_on_s3(s3_prefix: str) -> None:
+    store = open_store(s3_prefix)
+    store.put_json("arith/run1/refresh/lineage.json", {"rows": 3})
+    store.put_bytes("arith/run1/generate/part.parquet", b"PAR1")
+    for i in range(3):
+        store.put_bytes(f"arith/run1/gate/{i}.txt", str(i).encode())
+    assert store.get_json("arith/run1/refresh/lineage.json") == {"rows": 3}
+    assert store.list("arith/run1/gate") == [f"arith/run1/gate/{i}.txt" for i in range(3)]
+    assert len(store.list("arith")) == 5 and store.exists("arith/run1/generate/part.parquet")
+    with pytest.raises(FileNotFoundError, match="no such artifact"):
+        store.get_bytes("arith/run1/nope")
+
+
+def test_publish_read_back_checksums_and_republish_no_op(tmp_path: Path, s3_prefix: str) -> None:
+    config = _published_config(tmp_path, s3_prefix)
+    store = open_store(config.store.uri)
+    write_generated_run(config, "run1", store)
+    first = publish(config, "run1", store, DS)
+    run_prefix = f"domain=arith/date={DS}/run=run1"
+    assert first["published"] and first["uri"] == f"{s3_prefix}/{run_prefix}"
+
+    dest = open_store(s3_prefix)
+    manifest = dest.get_json(f"{run_prefix}/manifest.json")
+    for entry in manifest["files"]:
+        data = dest.get_bytes(f"{run_prefix}/{entry['key']}")
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
+        assert len(pd.read_parquet(io.BytesIO(data))) == entry["rows"]
+    assert dest.get_json("domain=arith/_latest.json")["manifest_sha256"] == first["manifest_sha256"]
+
+    keys_before = {k: dest.get_bytes(k) for k in dest.list("domain=arith")}
+    second = publish(config, "run1", store, DS)
+    assert not second["published"] and second["manifest_sha256"] == first["manifest_sha256"]
+    assert {k: dest.get_bytes(k) for k in dest.list("domain=arith")} == keys_before
+
+
+def test_wrong_credentials_are_a_clear_error(tmp_path: Path, s3_server: SeaweedS3,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    use_s3(monkeypatch, s3_server, secret=SECRET_KEY + "-wrong")
+    store = S3Store(f"s3://{BUCKET}/wrong", max_attempts=1)
+    with pytest.raises(StoreAccessError, match=r"refused \(SignatureDoesNotMatch\): check the S3 credentials"):
+        store.put_bytes("arith/run1/x", b"x")
+
+
+def test_server_stopped_mid_publish_retries_then_fails_and_nothing_looks_published(
+        tmp_path: Path, own_s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    use_s3(monkeypatch, own_s3_server)
+    prefix = f"s3://{BUCKET}/crash"
+    config = _published_config(tmp_path, prefix, max_attempts=3, retry_backoff_s=0.2)
+    store = open_store(tmp_path.joinpath("artifacts").as_uri())
+    write_generated_run(config, "run1", store)
+
+    dest = S3Store(prefix, max_attempts=2)
+    real_put = dest.put_bytes
+
+    def put_then_crash(key: str, data: bytes) -> str:
+        uri = real_put(key, data)
+        own_s3_server.stop()  # the server dies right after the first data file lands
+        return uri
+
+    monkeypatch.setattr(dest, "put_bytes", put_then_crash)
+    started = time.perf_counter()
+    with pytest.raises(PublishFailed, match="failed after 3 attempts"):
+        publish(config, "run1", store, DS, destination=dest)
+    assert len([r for r in caplog.records if "retrying in" in r.message]) == 2
+    print(f"\nmid-publish crash: failed cleanly after {time.perf_counter() - started:.1f}s")
+
+    own_s3_server.start()
+    print(f"restart took {own_s3_server.startup_s:.1f}s")
+    reader = open_store(prefix)
+    written = reader.list("domain=arith")
+    assert written == [f"domain=arith/date={DS}/run=run1/part-00000.parquet"]
+    assert not reader.exists(f"domain=arith/date={DS}/run=run1/manifest.json")
+    assert not reader.exists("domain=arith/_latest.json")
+    assert publish(config, "run1", store, DS)["published"]  # a re-run completes it
+    assert reader.exists("domain=arith/_latest.json")

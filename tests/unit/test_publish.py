@@ -1,0 +1,156 @@
+"""Publishing to a file:// destination: layout, manifest, card, idempotence, refusal, quarantine, crashes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synth_core.cli import main
+from synth_core.publish import PublishFailed, PublishRefused, publish, quarantine, with_retries
+from synth_core.store import LocalStore, TransientStoreError
+from synth_core.validation import ValidationFailed
+from tests.conftest import domain_config, write_generated_run
+
+pytestmark = pytest.mark.unit
+RUN = "domain=arith/date=2025-01-31/run=run1"
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "published")
+
+
+def test_publish_writes_parts_card_manifest_and_latest(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    summary = publish(config, "run1", artifact_store, "2025-01-31")
+
+    assert summary == {"published": True, "uri": published.uri_for(RUN), "decision": "pass", "files": 2, "rows": 30,
+                       "latest_updated": True, "manifest_sha256": summary["manifest_sha256"]}
+    assert published.list("domain=arith") == ["domain=arith/_latest.json"] + [f"{RUN}/{name}" for name in (
+        "README.md", "manifest.json", "part-00000.parquet", "part-00001.parquet")]
+    manifest = published.get_json(f"{RUN}/manifest.json")
+    for entry in manifest["files"]:
+        data = published.get_bytes(f"{RUN}/{entry['key']}")
+        assert (entry["size"], entry["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert entry["rows"] == len(pd.read_parquet(io.BytesIO(data))) == 15
+    assert manifest["lineage"]["checkpoint_hash"] == "ckpt-abc"
+    assert manifest["lineage"]["snapshot_hash"] == artifact_store.get_json("arith/run1/refresh/lineage.json")[
+        "snapshot_hash"]
+    assert manifest["gate"]["metrics"]["mauve"] == 0.81 and manifest["approved_by"] is None
+    card = published.get_bytes(f"{RUN}/README.md")
+    assert manifest["dataset_card"]["sha256"] == hashlib.sha256(card).hexdigest()
+    assert "license: other" in card.decode() and "CC0 (test data)" in card.decode()
+    latest = published.get_json("domain=arith/_latest.json")
+    assert latest["run_prefix"] == RUN
+    assert latest["manifest_sha256"] == hashlib.sha256(published.get_bytes(f"{RUN}/manifest.json")).hexdigest()
+
+
+def test_republish_is_a_no_op(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    first = publish(config, "run1", artifact_store, "2025-01-31")
+    before = {k: published.get_bytes(k) for k in published.list("domain=arith")}
+    second = publish(config, "run1", artifact_store, "2025-01-31")
+    assert not second["published"] and second["manifest_sha256"] == first["manifest_sha256"]
+    assert {k: published.get_bytes(k) for k in published.list("domain=arith")} == before
+
+
+def test_review_needs_an_approver_and_fail_is_refused(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store, decision="review")
+    with pytest.raises(PublishRefused, match="needs a reviewer's approval"):
+        publish(config, "run1", artifact_store, "2025-01-31")
+    assert publish(config, "run1", artifact_store, "2025-01-31", approved_by="ana")["published"]
+    assert published.get_json(f"{RUN}/manifest.json")["approved_by"] == "ana"
+    write_generated_run(config, "run2", artifact_store, decision="fail")
+    with pytest.raises(PublishRefused, match="quarantine"):
+        publish(config, "run2", artifact_store, "2025-01-31", approved_by="ana")
+    assert not published.exists("domain=arith/date=2025-01-31/run=run2/manifest.json")
+
+
+def test_an_invalid_synthetic_batch_is_not_published(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store, parts=1, rows_per_part=3)
+    with pytest.raises(ValidationFailed, match="row_count"):
+        publish(config, "run1", artifact_store, "2025-01-31")
+    assert published.list("domain=arith") == []
+
+
+def test_quarantine_keeps_the_evidence_and_never_moves_latest(tmp_path, artifact_store) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store, decision="fail")
+    summary = quarantine(config, "run1", artifact_store, "2025-01-31")
+    quarantined = LocalStore(tmp_path / "published" / "_quarantine")
+    assert summary["quarantined"] and summary["reason"] == "gate decision 'fail'"
+    manifest = quarantined.get_json(f"{RUN}/manifest.json")
+    assert manifest["status"] == "quarantined"
+    assert {e["key"] for e in manifest["evidence"]} == {"gate_report.json", "gate_report.html"}
+    assert quarantined.get_json(f"{RUN}/gate_report.json")["decision"] == "fail"
+    assert not LocalStore(tmp_path / "published").exists("domain=arith/_latest.json")
+
+
+def test_latest_never_moves_back_to_an_older_date(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    write_generated_run(config, "run0", artifact_store)
+    publish(config, "run1", artifact_store, "2025-01-31")
+    assert not publish(config, "run0", artifact_store, "2025-01-24")["latest_updated"]
+    assert published.get_json("domain=arith/_latest.json")["run_id"] == "run1"
+
+
+class CrashingStore(LocalStore):
+    """A destination that becomes unreachable after `ok_writes` writes."""
+
+    def __init__(self, root: Path, ok_writes: int):
+        super().__init__(root)
+        self.ok_writes = ok_writes
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        if self.ok_writes == 0:
+            raise TransientStoreError(f"write {key} failed: connection refused")
+        self.ok_writes -= 1
+        return super().put_bytes(key, data)
+
+
+def test_a_crash_part_way_leaves_nothing_that_looks_published(tmp_path, artifact_store, published) -> None:
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    with pytest.raises(PublishFailed, match="failed after 2 attempts.*readers only trust a prefix with manifest"):
+        publish(config, "run1", artifact_store, "2025-01-31", destination=CrashingStore(tmp_path / "published", 1))
+    assert published.list("domain=arith") == [f"{RUN}/part-00000.parquet"]
+    assert publish(config, "run1", artifact_store, "2025-01-31")["published"]
+    assert published.exists("domain=arith/_latest.json")
+
+
+def test_with_retries_backs_off_then_succeeds() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientStoreError("timeout")
+        return "done"
+
+    assert with_retries(flaky, attempts=3, backoff_s=0.01, what="test") == "done" and len(calls) == 3
+
+
+def test_cli_publish_and_quarantine(tmp_path, artifact_store, published, capsys) -> None:
+    config = domain_config(tmp_path)
+    yaml_path = tmp_path / "arith.yaml"
+    yaml_path.write_text(json.dumps({k: v for k, v in config.to_dict().items() if k != "base_dir"}))
+    write_generated_run(config, "run1", artifact_store, decision="fail")
+    assert main(["publish", str(yaml_path), "--run-id", "run1", "--ds", "2025-01-31"]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["kind"] == "PublishRefused"
+    assert main(["publish", str(yaml_path), "--run-id", "run1", "--ds", "2025-01-31", "--quarantine"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["quarantined"]
+    write_generated_run(config, "run2", artifact_store)
+    assert main(["validate", str(yaml_path), "--run-id", "run2", "--batch", "synthetic"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["success"]
+    assert main(["publish", str(yaml_path), "--run-id", "run2", "--ds", "2025-02-07"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["published"]
