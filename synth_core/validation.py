@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from synth_core.config import DomainConfig
 
 Batch = Literal["targets", "synthetic"]
-GENERATE_STEP = "generate"
+# the gate writes the rows that survived its filters here; validation and publishing read only these
+APPROVED_BATCH_STEP = "gate"
+APPROVED_BATCH_DIR = "batch"
 
 PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
@@ -168,10 +170,11 @@ def validate_targets(config: DomainConfig, run_id: str, store: ArtifactStore) ->
 
 
 def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore) -> list[str]:
-    keys = [k for k in store.list(run_prefix(config.name, run_id, GENERATE_STEP)) if k.endswith(".parquet")]
+    prefix = f"{run_prefix(config.name, run_id, APPROVED_BATCH_STEP)}/{APPROVED_BATCH_DIR}"
+    keys = [k for k in store.list(prefix) if k.endswith(".parquet")]
     if not keys:
         raise FileNotFoundError(f"no synthetic batch: no .parquet under "
-                                f"{store.uri_for(run_prefix(config.name, run_id, GENERATE_STEP))}")
+                                f"{store.uri_for(prefix)}")
     return keys
 
 
@@ -183,5 +186,5 @@ def read_synthetic_batch(config: DomainConfig, run_id: str, store: ArtifactStore
 
 
 def validate_synthetic(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
-    """Check the run's synthetic batch (all Parquet parts under `generate/`) before publishing."""
+    """Check the run's approved batch (the rows the gate kept, under `gate/batch/`) before publishing."""
     return _validate_and_record(config, run_id, store, "synthetic", read_synthetic_batch(config, run_id, store))

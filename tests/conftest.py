@@ -63,7 +63,7 @@ def write_generated_run(config: DomainConfig, run_id: str, store: ArtifactStore,
     """Refresh, then leave a synthetic batch and a gate report where `generate` and `gate` put them."""
     refresh(config, run_id, store)
     for i in range(parts):
-        store.put_bytes(f"{run_prefix(config.name, run_id, 'generate')}/shard-{i}-of-{parts}.parquet",
+        store.put_bytes(f"{run_prefix(config.name, run_id, 'gate')}/batch/shard-{i}-of-{parts}.parquet",
                         synthetic_part(i * rows_per_part, rows_per_part))
     gate = run_prefix(config.name, run_id, "gate")
     store.put_json(f"{gate}/gate_report.json", {

@@ -1,0 +1,119 @@
+"""Throughput benchmark: our generator against plain `transformers` `generate`, in one run.
+
+Every figure is measured in the same process on the same machine, so the ratios hold even when
+the machine is shared and noisy: generation tokens/s at several batch sizes (same soft-prefix length,
+same decoding, same number of new tokens), one training step, model load cold and cached, and the
+fraction of this machine's measured matmul peak that generation reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import replace
+
+import torch
+
+from synth_core.config import GenerationConfig, GeneratorConfig
+from synth_core.generation.decoding import sample_batch
+from synth_core.models import FrozenLM, load_frozen_lm
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def _prefix(lm: FrozenLM, batch: int, num_tokens: int) -> torch.Tensor:
+    table = lm.model.get_input_embeddings().weight.detach().float()
+    rows = torch.randint(0, table.shape[0], (batch * num_tokens,), generator=torch.Generator().manual_seed(0))
+    return table[rows].reshape(batch, num_tokens, -1)
+
+
+@torch.no_grad()
+def plain_generate_tokens_per_second(lm: FrozenLM, batch: int, settings: GenerationConfig, num_tokens: int) -> float:
+    """The reference: fp32 HF generate with the soft prefix as inputs_embeds, forced to full length."""
+    prefix = _prefix(lm, batch, num_tokens)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    lm.model.generate(inputs_embeds=prefix, attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long),
+                      do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0,
+                      max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.max_new_tokens,
+                      pad_token_id=lm.tokenizer.pad_token_id)
+    return batch * settings.max_new_tokens / (time.perf_counter() - started)
+
+
+def ours_tokens_per_second(lm: FrozenLM, batch: int, settings: GenerationConfig, num_tokens: int) -> float:
+    """Our sampler as the product runs it (dtype from settings), counting the tokens it really produced."""
+    prefix = _prefix(lm, batch, num_tokens)
+    started = time.perf_counter()
+    out = sample_batch(lm, settings, seed=0, inputs_embeds=prefix)
+    return sum(out.new_tokens) / (time.perf_counter() - started)
+
+
+def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: bool) -> dict[str, float]:
+    from synth_core.softprompt import build_soft_prompt
+    from synth_core.softprompt.training import target_nll
+
+    prompt = build_soft_prompt("mc", {"num_tokens": num_tokens, "hidden_size": lm.hidden_size, "context_dim": 384,
+                                      "mlp_hidden": 64})
+    optimizer = torch.optim.AdamW(prompt.parameters(), lr=1e-3)
+    input_ids = torch.randint(0, len(lm.tokenizer), (batch, length))
+    mask = torch.ones_like(input_ids)
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        nll, count = target_nll(lm, prompt, torch.randn(batch, 384), input_ids, mask, bf16)
+        (nll / count).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        timings.append(time.perf_counter() - started)
+    seconds = min(timings[1:])
+    return {"seconds": seconds, "tokens_per_second": batch * length / seconds}
+
+
+def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64, num_tokens: int = 16,
+                   model: str = "embedded:smollm2-135m") -> dict:
+    torch.manual_seed(0)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                                 "cuda": torch.cuda.is_available()}}
+    if model == "embedded:smollm2-135m":
+        with tempfile.TemporaryDirectory() as cold_cache:
+            previous = os.environ.get("SYNTH_CACHE_DIR")
+            os.environ["SYNTH_CACHE_DIR"] = cold_cache
+            cold = load_frozen_lm(GeneratorConfig(model=model))
+            warm = load_frozen_lm(GeneratorConfig(model=model))
+            if previous is None:
+                os.environ.pop("SYNTH_CACHE_DIR")
+            else:
+                os.environ["SYNTH_CACHE_DIR"] = previous
+        results["load_seconds"] = {"cold_gguf": cold.load_seconds, "cached_safetensors": warm.load_seconds}
+    lm = load_frozen_lm(GeneratorConfig(model=model))
+    params = sum(p.numel() for p in lm.model.parameters())
+    peak = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    results["matmul_peak_gflops"] = peak
+    base = GenerationConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=0.95)
+    ours_settings = replace(base, bf16=True)
+    results["generation"] = []
+    for batch in batches:
+        lm.model.float()
+        plain = plain_generate_tokens_per_second(lm, batch, base, num_tokens)
+        ours_fp32 = ours_tokens_per_second(lm, batch, base, num_tokens)
+        lm.model.to(torch.bfloat16)
+        ours_bf16 = ours_tokens_per_second(lm, batch, ours_settings, num_tokens)
+        lm.model.float()
+        results["generation"].append({
+            "batch": batch, "plain_generate_tok_s": plain, "ours_fp32_tok_s": ours_fp32, "ours_bf16_tok_s": ours_bf16,
+            "speedup_bf16_vs_plain": ours_bf16 / plain,
+            "fraction_of_fp32_peak_plain": plain * 2 * params / 1e9 / peak["fp32"],
+            "fraction_of_bf16_peak_ours": ours_bf16 * 2 * params / 1e9 / peak["bf16"]})
+    results["training_step"] = {"batch": 8, "length": 64,
+                                "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
+                                "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}
+    results["params"] = params
+    return results

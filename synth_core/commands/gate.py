@@ -1,0 +1,45 @@
+"""`synth gate`: filter and score a synthetic batch against a domain's held-out targets; decide.
+
+Exit codes: 0 pass, 3 review (a human decides), 4 fail, 2 bad config or inputs. The report
+(JSON, HTML, dropped rows) is written to --out before the exit code says anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("gate", help="decide whether a synthetic batch is published (pass/review/fail)")
+    parser.add_argument("domain_yaml", type=Path)
+    parser.add_argument("--synthetic", type=Path, required=True, help="Parquet batch with a 'text' column")
+    parser.add_argument("--out", type=Path, required=True, help="folder for gate_report.json/.html")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from synth_core.cli import emit
+    from synth_core.config import load_domain
+    from synth_core.quality import GateInputError, read_synthetic_batch, run_gate
+    from synth_core.sources import load_target_split
+
+    config = load_domain(args.domain_yaml)
+    try:
+        texts, provenance = read_synthetic_batch(args.synthetic)
+        targets = load_target_split(config)
+        identities = {**provenance, "target_snapshot_hash": targets.snapshot_hash,
+                      "generator": provenance.get("generator", config.generator.model)}
+        report = run_gate(config, texts, targets.train, targets.heldout, identities=identities, out_dir=args.out)
+    except GateInputError as exc:
+        logging.getLogger("synth.gate").error("%s", exc)
+        emit({"command": "gate", "domain": config.name, "error": str(exc), "kind": "gate_input"})
+        return EXIT_BAD_INPUT
+    emit({"command": "gate", "domain": config.name, "report": str(args.out / "gate_report.json"),
+          **report.summary()})
+    return EXIT_CODES[report.decision]

@@ -1,0 +1,199 @@
+"""The pipeline's steps as plain functions: `step(config, run, store, ...) -> small dict`.
+
+The Airflow tasks and the `synth run` command both call these. Steps exchange artifacts only
+through the artifact store under `<domain>/<run_id>/<step>/`; the dicts they return are small
+references and metrics (they become XComs). Every step is idempotent per run id.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synth_core.config import DomainConfig
+from synth_core.store import ArtifactStore, open_store, run_prefix
+
+log = logging.getLogger(__name__)
+
+TRAIN_STEP, GENERATE_STEP, GATE_STEP = "train", "generate", "gate"
+CURRENT_PROMPT_KEY = "{domain}/_soft_prompt/current.json"
+GATE_EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is running: the run id (one artifact prefix), the logical date, and local scratch space."""
+
+    run_id: str
+    ds: str
+    work_dir: Path = field(default_factory=lambda: Path(os.environ.get("SYNTH_WORK_DIR", tempfile.gettempdir()))
+                           / "synth_work")
+    force_retrain: bool = False
+
+    def scratch(self, config: DomainConfig, step: str) -> Path:
+        path = self.work_dir / config.name / self.run_id / step
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def domain_store(config: DomainConfig) -> ArtifactStore:
+    return open_store(config.store.uri, config.store.conn_id)
+
+
+def refresh_targets(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    from synth_core.snapshot import refresh
+
+    return refresh(config, run.run_id, store)
+
+
+def validate_targets(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    from synth_core.validation import validate_targets as validate
+
+    return validate(config, run.run_id, store)
+
+
+def training_fingerprint(config: DomainConfig) -> str:
+    """What makes a trained prompt reusable: the generator and the soft-prompt settings."""
+    return config.config_hash("generator", "soft_prompt")
+
+
+def train_soft_prompt(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    """Train the domain's soft prompt, or reuse the current one when the snapshot and settings are unchanged.
+
+    Training runs in local scratch with resume on, so a retried task on the same worker continues
+    from its last checkpoint; the finished checkpoint is copied to the store and becomes the
+    domain's current prompt.
+    """
+    from synth_core.models import load_embedder, load_frozen_lm
+    from synth_core.snapshot import read_target_split
+    from synth_core.softprompt.training import train_soft_prompt as train
+
+    targets = read_target_split(config, run.run_id, store)
+    current_key = CURRENT_PROMPT_KEY.format(domain=config.name)
+    fingerprint = training_fingerprint(config)
+    if not run.force_retrain and store.exists(current_key):
+        current = store.get_json(current_key)
+        if current["snapshot_hash"] == targets.snapshot_hash and current["training_fingerprint"] == fingerprint:
+            log.info("snapshot %s and training settings unchanged: reusing checkpoint %s",
+                     targets.snapshot_hash[:12], current["checkpoint_prefix"])
+            return {**current, "skipped": True}
+    lm = load_frozen_lm(config.generator)
+    result = train(config, lm, load_embedder(config.generator), targets, run.scratch(config, TRAIN_STEP),
+                   resume=True)
+    prefix = f"{run_prefix(config.name, run.run_id, TRAIN_STEP)}/checkpoint"
+    for path in sorted(result.checkpoint_dir.iterdir()):
+        store.put_file(f"{prefix}/{path.name}", path)
+    current = {"checkpoint_prefix": prefix, "checkpoint_hash": result.checkpoint_hash, "run_id": run.run_id,
+               "snapshot_hash": targets.snapshot_hash, "training_fingerprint": fingerprint,
+               "variant": result.variant}
+    store.put_json(current_key, current)  # written last: the prompt is current only once fully stored
+    return {**current, "skipped": False, "steps": result.steps, "first_loss": result.first_loss,
+            "final_loss": result.final_loss, "initial_heldout_nll": result.initial_heldout_nll,
+            "heldout_nll": result.heldout_nll, "seconds": round(result.seconds, 1),
+            "tokens_per_second": round(result.tokens_per_second, 1)}
+
+
+def _fetch_checkpoint(store: ArtifactStore, prefix: str, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    for key in store.list(prefix):
+        (into / key.rsplit("/", 1)[-1]).write_bytes(store.get_bytes(key))
+    return into
+
+
+def generate_shard(config: DomainConfig, run: RunContext, store: ArtifactStore, shard: int,
+                   checkpoint_prefix: str) -> dict[str, Any]:
+    """Generate shard `shard` of `generation.shards` from the stored checkpoint into the run's generate/ prefix."""
+    from synth_core.generation.factory import build_generator
+    from synth_core.generation.run import generate_to_parquet
+    from synth_core.snapshot import read_target_split
+
+    settings = config.generation
+    scratch = run.scratch(config, f"{GENERATE_STEP}-{shard}")
+    checkpoint = _fetch_checkpoint(store, checkpoint_prefix, scratch / "checkpoint")
+    generator, lm = build_generator(config, checkpoint, targets=read_target_split(config, run.run_id, store))
+    local = scratch / "part.parquet"
+    result = generate_to_parquet(generator, local, num_samples=settings.num_samples, batch_size=settings.batch_size,
+                                 seed=settings.seed, shard=shard, shards=settings.shards,
+                                 generator_name=lm.identity.name)
+    key = f"{run_prefix(config.name, run.run_id, GENERATE_STEP)}/part-{shard:05d}-of-{settings.shards:05d}.parquet"
+    store.put_file(key, local)
+    return {"key": key, "rows": result.rows, "new_tokens": result.new_tokens,
+            "tokens_per_second": round(result.tokens_per_second, 1), "finished_fraction": result.finished_fraction}
+
+
+def read_generated_batch(config: DomainConfig, run: RunContext, store: ArtifactStore):
+    """All generated shards of the run, in sample order."""
+    import pandas as pd
+
+    keys = sorted(k for k in store.list(run_prefix(config.name, run.run_id, GENERATE_STEP)) if k.endswith(".parquet"))
+    if not keys:
+        raise FileNotFoundError(f"no generated shards under "
+                                f"{store.uri_for(run_prefix(config.name, run.run_id, GENERATE_STEP))}")
+    frame = pd.concat([pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys], ignore_index=True)
+    return frame.sort_values("sample_index", kind="stable").reset_index(drop=True)
+
+
+def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    """Filter the generated batch, score it, write the gate report and the kept rows; return the decision."""
+    from synth_core.models import load_embedder
+    from synth_core.quality.gate import run_gate
+    from synth_core.snapshot import read_lineage, read_target_split
+    from synth_core.validation import APPROVED_BATCH_DIR
+
+    frame = read_generated_batch(config, run, store)
+    targets = read_target_split(config, run.run_id, store)
+    embedder = load_embedder(config.generator)
+    identities = {"run_id": run.run_id, "target_snapshot_hash": read_lineage(config, run.run_id, store)["snapshot_hash"],
+                  "checkpoint_hash": ",".join(sorted(set(frame["checkpoint_hash"]))),
+                  "variant": ",".join(sorted(set(frame["variant"]))),
+                  "generator": ",".join(sorted(set(frame["generator"]))),
+                  "embedder": embedder.identity.to_dict()}
+    out_dir = run.scratch(config, GATE_STEP)
+    report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, embed=embedder.encode_cached,
+                      identities=identities, out_dir=out_dir)
+    prefix = run_prefix(config.name, run.run_id, GATE_STEP)
+    kept = frame[frame["text"].isin(set(report.kept))].drop_duplicates("text")
+    buffer = io.BytesIO()
+    kept.to_parquet(buffer, index=False)
+    store.put_bytes(f"{prefix}/{APPROVED_BATCH_DIR}/part-00000.parquet", buffer.getvalue())
+    # the JSON last: it is what later steps read
+    for name in ("gate_dropped_rows.parquet", "gate_report.html", "gate_report.json"):
+        if (out_dir / name).exists():
+            store.put_file(f"{prefix}/{name}", out_dir / name)
+    return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/gate_report.html")}
+
+
+def publish_batch(config: DomainConfig, run: RunContext, store: ArtifactStore,
+                  approved_by: str | None = None) -> dict[str, Any]:
+    from synth_core.publish import publish
+
+    return publish(config, run.run_id, store, run.ds, approved_by=approved_by)
+
+
+def quarantine_batch(config: DomainConfig, run: RunContext, store: ArtifactStore, reason: str = "") -> dict[str, Any]:
+    from synth_core.publish import quarantine
+
+    return quarantine(config, run.run_id, store, run.ds, reason=reason)
+
+
+def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None = None) -> dict[str, Any]:
+    """Every step in order on this machine (the CLI's `synth run`); a `review` decision is quarantined
+    here, since only the Airflow DAG has a human in the loop."""
+    store = store or domain_store(config)
+    summary: dict[str, Any] = {"refresh": refresh_targets(config, run, store),
+                               "validate_targets": validate_targets(config, run, store)}
+    summary["train"] = train_soft_prompt(config, run, store)
+    summary["generate"] = [generate_shard(config, run, store, shard, summary["train"]["checkpoint_prefix"])
+                           for shard in range(config.generation.shards)]
+    summary["gate"] = filter_and_gate(config, run, store)
+    if summary["gate"]["decision"] == "pass":
+        summary["publish"] = publish_batch(config, run, store)
+    else:
+        summary["quarantine"] = quarantine_batch(config, run, store, reason=f"gate decision {summary['gate']['decision']}"
+                                                 + " (no reviewer outside Airflow)")
+    return summary

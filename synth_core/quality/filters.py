@@ -1,0 +1,138 @@
+"""Filters that run before scoring: degenerate text, PII, leakage of target rows, duplicates.
+
+Each row is dropped for the first reason that applies, in `DROP_REASONS` order, and every drop is
+recorded with a human-readable detail. Leakage runs before de-duplication so that ten copies of a
+target row count as ten leaked rows: the leakage rate is a gate criterion of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synth_core.config import GateConfig
+from synth_core.quality.features import unit_rows
+from synth_core.quality.lexical import ngrams, normalize_for_match, repetition_ratio, tokenize
+from synth_core.quality.pii import PiiScanner
+from synth_core.quality.similarity import greedy_near_duplicates, nearest
+
+DROP_REASONS = ("empty", "too_short", "too_long", "repetition", "pii", "leakage", "exact_duplicate",
+                "near_duplicate")
+
+
+@dataclass(frozen=True)
+class DroppedRow:
+    index: int  # position in the synthetic batch
+    text: str
+    reason: str
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "reason": self.reason, "detail": self.detail, "text": self.text}
+
+
+@dataclass
+class FilterResult:
+    kept: list[int]  # positions in the synthetic batch, in order
+    dropped: list[DroppedRow]
+    length_bounds: tuple[float, float]
+
+
+def count_by_reason(dropped: Sequence[DroppedRow]) -> dict[str, int]:
+    """Dropped rows per reason, every reason present (zeros included) in filter order."""
+    by_reason = dict.fromkeys(DROP_REASONS, 0)
+    for row in dropped:
+        by_reason[row.reason] += 1
+    return by_reason
+
+
+def length_bounds(target_texts: Sequence[str], gate: GateConfig) -> tuple[float, float]:
+    """Allowed character lengths: the targets' configured quantiles, widened by `length_slack`."""
+    low_q, high_q = np.quantile([len(t) for t in target_texts], gate.length_quantiles)
+    return float(low_q) * (1.0 - gate.length_slack), float(high_q) * (1.0 + gate.length_slack)
+
+
+def _degenerate_reason(text: str, tokens: list[str], bounds: tuple[float, float],
+                       gate: GateConfig) -> tuple[str, str] | None:
+    if not text.strip():
+        return "empty", "no visible characters"
+    if len(text) < bounds[0]:
+        return "too_short", f"{len(text)} characters < {bounds[0]:.0f}"
+    if len(text) > bounds[1]:
+        return "too_long", f"{len(text)} characters > {bounds[1]:.0f}"
+    repetition = repetition_ratio(tokens)
+    if repetition > gate.max_repetition:
+        return "repetition", f"{repetition:.0%} of word trigrams repeat (max {gate.max_repetition:.0%})"
+    return None
+
+
+class LeakageGuard:
+    """Recognises exact and near copies of target rows (n-gram overlap, embedding similarity)."""
+
+    def __init__(self, target_texts: Sequence[str], target_features: np.ndarray, gate: GateConfig) -> None:
+        self._gate = gate
+        self._exact = {normalize_for_match(t): i for i, t in enumerate(target_texts)}
+        self._target_ngrams = {g for t in target_texts for g in ngrams(tokenize(t), gate.leakage_ngram)}
+        self._target_features = target_features
+
+    def find(self, texts: Sequence[str], features: np.ndarray) -> dict[int, str]:
+        """Positions in `texts` that copy a target row, each with how it was recognised."""
+        gate = self._gate
+        nearest_target, similarity = nearest(features, self._target_features)
+        leaks: dict[int, str] = {}
+        for i, text in enumerate(texts):
+            exact = self._exact.get(normalize_for_match(text))
+            grams = ngrams(tokenize(text), gate.leakage_ngram)
+            overlap = sum(g in self._target_ngrams for g in grams) / len(grams) if grams else 0.0
+            if exact is not None:
+                leaks[i] = f"exact copy of target row {exact}"
+            elif overlap >= gate.leakage_ngram_overlap:
+                leaks[i] = (f"{overlap:.0%} of its {gate.leakage_ngram}-grams occur in target rows "
+                            f"(max {gate.leakage_ngram_overlap:.0%})")
+            elif similarity[i] >= gate.leakage_similarity:
+                leaks[i] = (f"cosine {similarity[i]:.3f} to target row {nearest_target[i]} "
+                            f"(max {gate.leakage_similarity})")
+        return leaks
+
+
+def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateConfig,
+                 embed: Callable[[Sequence[str]], np.ndarray]) -> FilterResult:
+    """Drop degenerate, PII-bearing, leaked and duplicate rows; `embed` features texts (cached)."""
+    bounds = length_bounds(target_texts, gate)
+    scanner = PiiScanner(gate.pii_patterns)
+    dropped: list[DroppedRow] = []
+    survivors: list[int] = []
+    for i, text in enumerate(texts):
+        degenerate = _degenerate_reason(text, tokenize(text), bounds, gate)
+        pii = None if degenerate else scanner.find(text)
+        if degenerate:
+            dropped.append(DroppedRow(i, text, *degenerate))
+        elif pii:
+            dropped.append(DroppedRow(i, scanner.redact(text), "pii", f"matches PII pattern {pii!r} (redacted)"))
+        else:
+            survivors.append(i)
+
+    features = unit_rows(embed([texts[i] for i in survivors]))
+    guard = LeakageGuard(target_texts, unit_rows(embed(list(target_texts))), gate)
+    leaks = guard.find([texts[i] for i in survivors], features)
+    dropped += [DroppedRow(survivors[k], texts[survivors[k]], "leakage", why) for k, why in leaks.items()]
+    clean = [k for k in range(len(survivors)) if k not in leaks]
+
+    first_seen: dict[str, int] = {}
+    unique: list[int] = []
+    for k in clean:
+        i = survivors[k]
+        earlier = first_seen.setdefault(normalize_for_match(texts[i]), i)
+        if earlier != i:
+            dropped.append(DroppedRow(i, texts[i], "exact_duplicate", f"same text as row {earlier}"))
+        else:
+            unique.append(k)
+
+    near = greedy_near_duplicates(features[unique], gate.near_duplicate_similarity)
+    for u, (v, similarity) in near.items():
+        i, earlier = survivors[unique[u]], survivors[unique[v]]
+        dropped.append(DroppedRow(i, texts[i], "near_duplicate", f"cosine {similarity:.3f} to row {earlier}"))
+    kept = sorted(survivors[unique[u]] for u in range(len(unique)) if u not in near)
+    return FilterResult(kept, sorted(dropped, key=lambda row: row.index), bounds)

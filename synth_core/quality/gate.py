@@ -1,0 +1,133 @@
+"""The quality gate: filter a synthetic batch, score it against held-out real rows, decide.
+
+One public function, `run_gate`, with flat keyword arguments. Features come from an injected
+function when given (tests pass precomputed or cached ones), else from the configured models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from synth_core.config import DomainConfig, GateConfig
+from synth_core.quality.decision import decide, hard_failures
+from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
+from synth_core.quality.filters import count_by_reason, filter_batch
+from synth_core.quality.mauve_score import CalibratedMauve, calibrated_mauve
+from synth_core.quality.report import GateReport, write_report
+from synth_core.quality.shape import ShapeMetrics, length_histogram, shape_metrics
+
+
+class GateInputError(ValueError):
+    """The gate cannot judge these inputs (empty batch, missing column, too few rows to score)."""
+
+
+def _sample(texts: Sequence[str], size: int, seed: int, stream: int) -> list[str]:
+    """`size` rows drawn without replacement, in their original order; same seed, same rows."""
+    chosen = np.random.default_rng([seed, stream]).choice(len(texts), size=size, replace=False)
+    return [texts[i] for i in sorted(chosen)]
+
+
+def _check_inputs(config: DomainConfig, synthetic_texts: Sequence[str], target_train: Sequence[str],
+                  target_heldout: Sequence[str]) -> None:
+    if len(synthetic_texts) == 0:
+        raise GateInputError("empty batch: there are no synthetic rows to gate")
+    for name, rows in (("target train", target_train), ("target held-out", target_heldout)):
+        if len(rows) < config.gate.min_rows:
+            raise GateInputError(f"the {name} split has {len(rows)} rows; gate.min_rows={config.gate.min_rows} "
+                                 "are needed to score against it")
+
+
+def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequence[str], gate: GateConfig,
+           embed: FeatureFn, mauve_features: FeatureFn) -> tuple[CalibratedMauve, dict[str, ShapeMetrics], dict]:
+    """Calibrated MAUVE and shape metrics on equal-size samples of synthetic, train and held-out rows."""
+    size = min(gate.max_rows, len(kept), len(target_train), len(target_heldout))
+    synthetic = _sample(kept, size, gate.sample_seed, 0)
+    train = _sample(target_train, size, gate.sample_seed, 1)
+    heldout = _sample(target_heldout, size, gate.sample_seed, 2)
+    mauve = calibrated_mauve(mauve_features(synthetic), mauve_features(train), mauve_features(heldout),
+                             num_buckets=gate.mauve_num_buckets, scaling_factor=gate.mauve_scaling_factor,
+                             seeds=tuple(gate.mauve_seeds))
+    shape = {"synthetic": shape_metrics(synthetic, unit_rows(embed(synthetic)), heldout),
+             "real_train": shape_metrics(train, unit_rows(embed(train)), heldout)}
+    return mauve, shape, length_histogram({"synthetic": synthetic, "real held-out": heldout})
+
+
+def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train: Sequence[str],
+             target_heldout: Sequence[str], *, embed: FeatureFn | None = None,
+             mauve_features: FeatureFn | None = None, identities: dict | None = None,
+             out_dir: Path | None = None) -> GateReport:
+    """Gate one synthetic batch and, if `out_dir` is given, write the report there.
+
+    embed: texts -> sentence embeddings, for the near-duplicate and leakage checks and the shape
+        metrics (default: the configured embedder); with gate.mauve_features="embedder" MAUVE uses
+        it too. mauve_features: texts -> MAUVE features, used when gate.mauve_features="llm"
+        (default: the frozen LM's mean-pooled last hidden state). identities: recorded as given
+        (target snapshot hash, checkpoint hash, generator...), completed with the config hash,
+        the seeds and the identity of any model loaded here.
+    """
+    gate = config.gate
+    _check_inputs(config, synthetic_texts, target_train, target_heldout)
+    identities = {**(identities or {}), "domain": config.name, "config_hash": config.config_hash(),
+                  "mauve_seeds": list(gate.mauve_seeds),
+                  "sample_seed": gate.sample_seed}
+    if embed is None:
+        embed, identities["embedder"] = embedder_features(config.generator)
+    embed = CachedFeatures(embed)
+    if gate.mauve_features == "embedder":
+        mauve_features = embed
+    else:
+        if mauve_features is None:
+            mauve_features, identities["mauve_feature_model"] = llm_features(config.generator)
+        mauve_features = CachedFeatures(mauve_features)
+
+    texts = list(synthetic_texts)
+    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed)
+    dropped = count_by_reason(filtered.dropped)
+    rates = {"leakage_rate": dropped["leakage"] / len(texts),
+             "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts)}
+    kept = [texts[i] for i in filtered.kept]
+    if len(kept) >= gate.min_rows:
+        mauve, shape, histogram = _score(kept, target_train, target_heldout, gate, embed, mauve_features)
+        metrics = {**rates, "mauve": mauve.synthetic.mean, "mauve_reference": mauve.reference.mean,
+                   "length_ks": shape["synthetic"].length_ks}
+    elif hard_failures(rates, gate):  # the batch fails on leakage or duplicates whatever MAUVE would say
+        mauve, shape, histogram = None, {}, length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
+        metrics = {**rates, "kept_rows": len(kept)}
+    else:
+        nonzero = {reason: n for reason, n in dropped.items() if n}
+        raise GateInputError(f"only {len(kept)} of {len(texts)} synthetic rows survived the filters "
+                             f"(dropped: {nonzero}); gate.min_rows={gate.min_rows} are needed to score MAUVE")
+    decision, criteria = decide(metrics, gate)
+    settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
+                "length_bounds": list(filtered.length_bounds)}
+    report = GateReport(decision, criteria, len(texts), kept, filtered.dropped, rates, mauve, shape, histogram,
+                        settings, identities)
+    if out_dir is not None:
+        write_report(report, Path(out_dir))
+    return report
+
+
+PROVENANCE_COLUMNS = ("checkpoint_hash", "variant", "generator", "generator_identity", "embedder", "config_hash",
+                      "target_snapshot_hash", "run_id")
+
+
+def read_synthetic_batch(path: Path) -> tuple[list[str], dict]:
+    """Texts of a synthetic Parquet batch and the provenance its columns carry (checkpoint, variant...)."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise GateInputError(f"{path}: file not found")
+    frame = pd.read_parquet(path)
+    if "text" not in frame.columns:
+        raise GateInputError(f"{path}: no 'text' column (columns found: {list(frame.columns)})")
+    provenance = {}
+    for column in PROVENANCE_COLUMNS:
+        if column in frame.columns:
+            values = sorted({str(v) for v in frame[column].dropna()})
+            provenance[column] = values[0] if len(values) == 1 else values
+    return frame["text"].fillna("").astype(str).tolist(), provenance
+

@@ -1,0 +1,119 @@
+"""A self-contained HTML gate report a reviewer can read in any browser: no scripts, no links.
+
+Rendered from the report's JSON dict only, so the page can be rebuilt from gate_report.json. Every
+piece of text goes through `html.escape`; plots are matplotlib PNGs embedded as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from html import escape
+
+_COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f6f8fa}pre{white-space:pre-wrap;margin:0;font-size:12px}
+.decision{font-size:2em;font-weight:bold;color:#fff;padding:.3em .8em;border-radius:6px;display:inline-block}
+.pass{color:#1a7f37}.review{color:#9a6700}.fail{color:#cf222e}img{max-width:100%}"""
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are escaped here, so callers pass plain text."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _number(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3f}"
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _length_plot(histogram: dict) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 3.2))
+    axes = figure.subplots()
+    edges = histogram["edges"]
+    for name, counts in histogram["counts"].items():
+        total = max(sum(counts), 1)
+        axes.stairs([c / total for c in counts], edges, label=name, linewidth=2)
+    axes.set(xlabel="characters per row", ylabel="share of rows", title="Length distribution")
+    axes.legend()
+    return _png(figure)
+
+
+def _mauve_plot(mauve: dict, bar: float, review_band: float) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 3.2))
+    axes = figure.subplots()
+    names = ["synthetic vs held-out", "real train vs held-out"]
+    scores = [mauve["synthetic"], mauve["reference"]]
+    axes.bar(names, [s["mean"] for s in scores], yerr=[s["spread"] for s in scores], capsize=6,
+             color=["#0969da", "#8c959f"])
+    axes.axhline(bar, color="#1a7f37", linestyle="--", label=f"pass bar {bar:.3f}")
+    axes.axhline(bar - review_band, color="#9a6700", linestyle=":", label=f"review from {bar - review_band:.3f}")
+    axes.set(ylim=(0, 1.05), ylabel="MAUVE (mean ± sd over k-means seeds)", title="MAUVE")
+    axes.legend(loc="lower right")
+    return _png(figure)
+
+
+def _metrics_section(report: dict) -> str:
+    criteria = _table(["metric", "value", "must be", "threshold", "outcome", "why"], [
+        [escape(c["metric"]), _number(c["value"]), escape(c["comparison"]), _number(c["threshold"]),
+         f'<b class="{escape(c["outcome"])}">{escape(c["outcome"])}</b>', escape(c["reason"])]
+        for c in report["criteria"]])
+    parts = ["<h2>Criteria</h2>", criteria]
+    if report["mauve"]:
+        mauve = report["mauve"]
+        parts += ["<h2>MAUVE</h2>", _table(["score", "mean", "spread (sd)", "per seed"], [
+            [escape(name), _number(s["mean"]), _number(s["spread"]), escape(", ".join(f"{v:.3f}" for v in s["per_seed"]))]
+            for name, s in (("synthetic vs real held-out", mauve["synthetic"]),
+                            ("reference: real train vs real held-out", mauve["reference"]))])]
+        mauve_criterion = next(c for c in report["criteria"] if c["metric"] == "mauve")
+        parts.append(_mauve_plot(mauve, mauve_criterion["threshold"], report["settings"]["gate"]["review_band"]))
+    if report["shape"]:
+        names = list(report["shape"]["synthetic"])
+        parts += ["<h2>Diversity and shape</h2>", _table(["metric", "synthetic", "real train (reference)"], [
+            [escape(n), _number(report["shape"]["synthetic"][n]), _number(report["shape"]["real_train"][n])]
+            for n in names])]
+    parts.append(_length_plot(report["length_histogram"]))
+    return "".join(parts)
+
+
+def _samples_section(report: dict) -> str:
+    counts = report["counts"]
+    parts = ["<h2>Rows</h2>", _table(["input", "kept", "dropped"] + list(counts["dropped_by_reason"]), [
+        [str(counts["input"]), str(counts["kept"]), str(counts["dropped"])]
+        + [str(n) for n in counts["dropped_by_reason"].values()]])]
+    parts += ["<h3>Dropped rows (sample per reason; all rows in gate_dropped_rows.parquet)</h3>",
+              _table(["row", "reason", "detail", "text"], [
+                  [str(r["index"]), escape(r["reason"]), escape(r["detail"]), f"<pre>{escape(r['text'])}</pre>"]
+                  for r in report["samples"]["dropped"]])]
+    parts += ["<h3>Kept rows (sample)</h3>",
+              _table(["text"], [[f"<pre>{escape(t)}</pre>"] for t in report["samples"]["kept"]])]
+    return "".join(parts)
+
+
+def render_html(report: dict) -> str:
+    """The report page: decision and reasons first, then metrics, plots, rows, settings."""
+    decision = report["decision"]
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in report["reasons"])
+    domain = escape(str(report["identities"].get("domain", "")))
+    details = escape(json.dumps({"settings": report["settings"], "identities": report["identities"]},
+                                indent=2, sort_keys=True))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Gate report {domain}</title>'
+            f"<style>{_STYLE}</style></head><body><h1>Quality gate report: {domain}</h1>"
+            f'<p><span class="decision" style="background:{_COLOURS.get(decision, "#57606a")}">'
+            f"{escape(decision.upper())}</span></p><ul>{reasons}</ul>"
+            f"{_metrics_section(report)}{_samples_section(report)}"
+            f"<h2>Settings and identities</h2><pre>{details}</pre>"
+            f"<p>Created {escape(report['created_at'])}</p></body></html>\n")
