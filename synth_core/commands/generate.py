@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
     from synth_core.config import load_domain
-    from synth_core.generation.sharding import parse_shard
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
+    from synth_core.generation.sharding import parse_shard
 
     shard, shards = parse_shard(args.shard)
     config = load_domain(args.domain_yaml)

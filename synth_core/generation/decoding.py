@@ -1,8 +1,13 @@
-"""Batched sampling from a frozen LM, given prefix embeddings or prompt token ids.
+"""Batched sampling from a frozen LM, given prefix embeddings or (left-padded) prompt token ids.
 
-One function serves both the soft-prompt generator (a prefix of soft tokens, all the same length)
-and the hard-prompt baseline (left-padded token prompts). Each batch is seeded from the run's seed
-and the batch's first global sample index, so a shard reproduces its rows exactly.
+One loop serves both the soft-prompt generator (a prefix of soft tokens) and the hard-prompt
+baseline. It is a plain KV-cached decode loop rather than `generate`, because that lets us
+- draw from a per-batch `torch.Generator` (seeded from the run's seed and the batch's first global
+  sample index), so a shard reproduces its rows exactly without touching global RNG state;
+- do nucleus (top-p) sampling over the top-k candidates only when they already hold top_p of the
+  probability mass (exact, and far cheaper than sorting the 49k-token vocabulary every step);
+- compute logits for the last position only, and run the whole loop in the model's dtype (bf16
+  when `generation.bf16` is set).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import torch
 from synth_core.config import GenerationConfig
 from synth_core.models import FrozenLM
 
+NUCLEUS_CANDIDATES = 256
+
 
 @dataclass
 class DecodedBatch:
@@ -22,29 +29,55 @@ class DecodedBatch:
     finished: list[bool]  # True where the model emitted its end-of-sequence token
 
 
+def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """One token id per row from softmax(logits / temperature), restricted to the top-p nucleus."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p >= 1.0:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    top_probs, top_ids = probs.topk(k, dim=-1)  # sorted, descending
+    if bool((top_probs.sum(-1) < top_p).any()):  # the nucleus may reach past the candidates: sort it all
+        top_probs, top_ids = probs.sort(dim=-1, descending=True)
+    mass_before = top_probs.cumsum(-1) - top_probs
+    nucleus = top_probs * (mass_before < top_p)  # the smallest prefix whose mass reaches top_p
+    choice = torch.multinomial(nucleus, 1, generator=generator)
+    return top_ids.gather(-1, choice).squeeze(-1)
+
+
 @torch.no_grad()
 def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_embeds: torch.Tensor | None = None,
                  input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> DecodedBatch:
-    """Sample one continuation per row; decode only the new tokens."""
-    torch.manual_seed(seed)
-    kwargs = {"attention_mask": attention_mask}
-    if inputs_embeds is not None:
-        kwargs["inputs_embeds"] = inputs_embeds.to(lm.device, lm.model.dtype)
-        if attention_mask is None:
-            kwargs["attention_mask"] = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=lm.device)
-    else:
-        kwargs["input_ids"] = input_ids.to(lm.device)
-        kwargs["attention_mask"] = attention_mask.to(lm.device)
-    eos = lm.tokenizer.eos_token_id
-    output = lm.model.generate(**kwargs, do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
-                               top_k=0, max_new_tokens=settings.max_new_tokens, eos_token_id=eos,
-                               pad_token_id=lm.tokenizer.pad_token_id)
-    # with inputs_embeds, generate returns only new tokens; with input_ids, prompt + new tokens
-    new = output if inputs_embeds is not None else output[:, kwargs["input_ids"].shape[1]:]
-    texts, lengths, finished = [], [], []
-    for row in new.tolist():
-        stop = row.index(eos) if eos in row else len(row)
-        texts.append(lm.tokenizer.decode(row[:stop], skip_special_tokens=True).strip())
-        lengths.append(stop)
-        finished.append(stop < len(row))
-    return DecodedBatch(texts, lengths, finished)
+    """Sample one continuation per row; decode only the new tokens, up to (not including) EOS."""
+    model, device = lm.model, lm.device
+    eos, pad = lm.tokenizer.eos_token_id, lm.tokenizer.pad_token_id
+    generator = torch.Generator(device=device).manual_seed(seed)
+    if inputs_embeds is None:
+        inputs_embeds = model.get_input_embeddings()(input_ids.to(device))
+    inputs_embeds = inputs_embeds.to(device, model.dtype)
+    batch, prefix_len = inputs_embeds.shape[:2]
+    mask = (attention_mask.to(device) if attention_mask is not None
+            else torch.ones(batch, prefix_len, dtype=torch.long, device=device))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+    out = model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1)
+    next_position = positions[:, -1:] + 1
+    tokens = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
+    lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    for step in range(settings.max_new_tokens):
+        token = sample_next_token(out.logits[:, -1], settings.temperature, settings.top_p, generator)
+        token = torch.where(finished, torch.full_like(token, pad), token)
+        tokens[:, step] = token
+        stopped = (token == eos) & ~finished
+        lengths[stopped] = step
+        finished |= stopped
+        if bool(finished.all()) or step + 1 == settings.max_new_tokens:
+            break
+        mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
+        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position, cache=out.cache,
+                    use_cache=True, logits_to_keep=1)
+        next_position = next_position + 1
+    texts = [lm.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+             for row, n in zip(tokens.tolist(), lengths.tolist(), strict=True)]
+    return DecodedBatch(texts, lengths.tolist(), finished.tolist())

@@ -1,0 +1,52 @@
+"""Our KV-cached sampling loop against `transformers` generate on the tiny random LM."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from synth_core.generation.decoding import sample_batch, sample_next_token
+
+pytestmark = pytest.mark.unit
+
+
+def test_near_zero_temperature_matches_greedy_generate_with_a_soft_prefix(tiny_lm, tiny_config):
+    settings = dataclasses.replace(tiny_config.generation, temperature=1e-6, top_p=1.0, max_new_tokens=12)
+    prefix = torch.randn(3, 4, tiny_lm.hidden_size) * 0.1
+    ours = sample_batch(tiny_lm, settings, seed=0, inputs_embeds=prefix)
+    reference = tiny_lm.model.generate(inputs_embeds=prefix, attention_mask=torch.ones(3, 4, dtype=torch.long),
+                                       do_sample=False, max_new_tokens=12, min_new_tokens=12,
+                                       pad_token_id=tiny_lm.tokenizer.pad_token_id)
+    expected = [tiny_lm.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+                for row, n in zip(reference.tolist(), ours.new_tokens, strict=True)]
+    assert ours.texts == expected
+
+
+def test_left_padded_prompts_decode_like_unpadded_ones(tiny_lm, tiny_config):
+    settings = dataclasses.replace(tiny_config.generation, temperature=1e-6, top_p=1.0, max_new_tokens=8)
+    tokenizer = tiny_lm.tokenizer
+    tokenizer.padding_side = "left"
+    prompts = ["Question: what is two plus two?", "Hi"]
+    padded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    together = sample_batch(tiny_lm, settings, 0, input_ids=padded["input_ids"],
+                            attention_mask=padded["attention_mask"])
+    alone = [sample_batch(tiny_lm, settings, 0, input_ids=tokenizer([p], return_tensors="pt")["input_ids"],
+                          attention_mask=tokenizer([p], return_tensors="pt")["attention_mask"]).texts[0]
+             for p in prompts]
+    assert together.texts == alone
+
+
+def test_nucleus_sampling_never_leaves_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 2000))
+    draws = sample_next_token(logits, 1.0, 0.7, torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {0, 1}  # 0.5 + 0.3 reaches 0.7; 2 and 3 are outside
+    share = (draws == 0).float().mean().item()
+    assert abs(share - 0.5 / 0.8) < 0.04
+
+
+def test_nucleus_wider_than_the_candidate_shortcut_is_still_exact():
+    logits = torch.zeros(1, 1000)  # uniform: the 0.9 nucleus holds 900 tokens, more than 256 candidates
+    draws = sample_next_token(logits.expand(4000, -1), 1.0, 0.9, torch.Generator().manual_seed(0))
+    assert draws.max().item() >= 600 and len(set(draws.tolist())) > 500
