@@ -157,7 +157,7 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
     report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, embed=embedder.encode_cached,
                       identities=identities, out_dir=out_dir)
     prefix = run_prefix(config.name, run.run_id, GATE_STEP)
-    kept = frame[frame["text"].isin(set(report.kept))].drop_duplicates("text")
+    kept = frame[frame["text"].isin(set(report.kept_texts))].drop_duplicates("text")
     buffer = io.BytesIO()
     kept.to_parquet(buffer, index=False)
     store.put_bytes(f"{prefix}/{APPROVED_BATCH_DIR}/part-00000.parquet", buffer.getvalue())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +13,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     throughput.add_argument("--batches", default="1,16,64", help="comma-separated batch sizes")
     throughput.add_argument("--new-tokens", type=int, default=64)
     throughput.add_argument("--model", default="embedded:smollm2-135m")
+    throughput.add_argument("--repeats", type=int, default=3, help="best of N interleaved runs per figure")
     throughput.set_defaults(run=run_throughput)
+    quality = kinds.add_parser("quality", help="SoftSRV variants against the hard-prompt baseline, per domain")
+    quality.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
+    quality.add_argument("--scale", choices=["smoke", "small", "full"], default="smoke")
+    quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
+    quality.add_argument("--out", type=Path, required=True)
+    quality.set_defaults(run=run_quality)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -20,5 +28,16 @@ def run_throughput(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
 
     batches = tuple(int(b) for b in args.batches.split(","))
-    emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model)})
+    emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats)})
+    return 0
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from synth_core.bench.quality import run_quality
+    from synth_core.cli import emit
+
+    results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir)
+    summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
+    emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
+          "mauve": summary})
     return 0

@@ -1,0 +1,227 @@
+"""Quality benchmark: SoftSRV (`nsp`, `mpk`, `mc`) against the hard-prompt baseline, per seed domain.
+
+For each domain, with the same frozen generator, the same target training rows and the same number
+of generated rows, every method is scored the way the SoftSRV paper does it:
+- MAUVE against the real *test* split (mean ± spread over k-means seeds), with the real-vs-real
+  reference (train vs test) at the same sample sizes; leakage, duplicate rate, diversity, length KS;
+- downstream usefulness: LoRA fine-tune the generator on N rows of each method, loss on real test rows,
+  against N real training rows (upper reference) and no fine-tuning (lower reference);
+- the domain's exact checks (see exact_checks.py) and the wall time of every stage.
+The hard-prompt baseline is run in both styles (plain few-shot continuation and chat template).
+Tuning happens on train/validation only; the test split is used for these final figures alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from synth_core.config import DomainConfig, load_domain
+
+log = logging.getLogger(__name__)
+SOFT_VARIANTS = ("nsp", "mpk", "mc")
+BASELINE_STYLES = ("plain", "chat")
+
+
+@dataclass(frozen=True)
+class Scale:
+    model: str
+    target_rows: int  # training rows the prompts (and the few-shot baseline) may use
+    test_rows: int  # real test rows for MAUVE and downstream loss
+    steps: int
+    num_samples: int
+    max_length: int  # training length; generation's max_new_tokens follows the domain, capped here
+    batch_size: int
+    gen_batch_size: int
+    finetune_rows: int
+    finetune_steps: int
+    gate_min_rows: int
+    plumbing_only: bool = False  # a random model writes random text: let every row through the filters
+
+
+SCALES = {
+    "smoke": Scale("embedded:tiny-random", 24, 16, 2, 8, 12, 4, 8, 8, 1, 4, plumbing_only=True),
+    "small": Scale("embedded:smollm2-135m", 400, 200, 150, 200, 192, 8, 50, 64, 30, 40),
+    "full": Scale("embedded:smollm2-135m", 100_000, 1000, 2000, 2000, 512, 16, 128, 1000, 300, 200),
+}
+
+
+def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
+    relaxed = {"gate.length_slack": 1000.0, "gate.max_repetition": 1.0, "gate.pii_patterns": [],
+               "gate.max_length_ks": 1.0} if scale.plumbing_only else {}
+    return config.with_overrides({**relaxed,
+        "generator.model": scale.model, "soft_prompt.steps": scale.steps, "soft_prompt.batch_size": scale.batch_size,
+        "soft_prompt.max_length": min(config.soft_prompt.max_length, scale.max_length),
+        "soft_prompt.checkpoint_every": max(scale.steps // 2, 1), "soft_prompt.eval_every": max(scale.steps // 3, 1),
+        "soft_prompt.warm_start": "",
+        "generation.num_samples": scale.num_samples, "generation.batch_size": scale.gen_batch_size,
+        "generation.max_new_tokens": min(config.generation.max_new_tokens, scale.max_length),
+        "gate.min_rows": scale.gate_min_rows, "gate.max_rows": max(scale.num_samples, scale.test_rows)})
+
+
+def test_texts(config: DomainConfig, rows: int) -> list[str]:
+    """The domain's real test split (domains/data/<d>/test.jsonl), rendered with its own template."""
+    import pandas as pd
+
+    from synth_core.sources import render_texts
+
+    path = config.resolve_path(config.source.uri).with_name("test.jsonl")
+    return render_texts(config, pd.read_json(path, lines=True).head(rows))
+
+
+def _timed(stage: str, timings: dict, fn, *args, **kwargs):
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    timings[stage] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[dict[str, Any], list[str]]:
+    """Gate metrics of a method's rows (MAUVE against the test split) and the rows the filters kept."""
+    from synth_core.quality.gate import GateInputError, run_gate
+
+    try:
+        report = _timed("gate_s", timings, run_gate, config, texts, train, test, embed=embedder.encode_cached,
+                        identities={"benchmark": True})
+    except GateInputError as exc:
+        return {"error": str(exc)}, []
+    metrics = {**report.summary(), "mauve_spread": report.mauve.synthetic.spread if report.mauve else None,
+               "reference_spread": report.mauve.reference.spread if report.mauve else None,
+               "diversity": report.to_dict()["shape"].get("synthetic", {}),
+               "exact": exact_check(texts) if exact_check and texts else {}}
+    return metrics, report.kept_texts
+
+
+def run_domain(config: DomainConfig, scale: Scale, out_dir: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from synth_core.bench.exact_checks import EXACT_CHECKS
+    from synth_core.downstream import FinetuneSettings, finetune_and_score, mean_nll
+    from synth_core.generation.factory import build_generator
+    from synth_core.generation.run import generate_to_parquet
+    from synth_core.models import load_embedder, load_frozen_lm
+    from synth_core.softprompt.training import train_soft_prompt
+    from synth_core.sources import TargetSplit, load_target_split
+
+    config = scaled_config(config, scale)
+    lm, embedder = load_frozen_lm(config.generator), load_embedder(config.generator)
+    split = load_target_split(config)
+    targets = TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4],
+                          split.snapshot_hash)
+    test = test_texts(config, scale.test_rows)
+    check = EXACT_CHECKS.get(config.name)
+    finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
+                                max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows)
+    settings = config.generation
+    methods: dict[str, dict[str, Any]] = {}
+    for method in [f"hard-prompt-{s}" for s in BASELINE_STYLES] + list(SOFT_VARIANTS):
+        timings: dict[str, float] = {}
+        row: dict[str, Any] = {"timings": timings}
+        if method in SOFT_VARIANTS:
+            variant_config = config.with_overrides({"soft_prompt.variant": method})
+            trained = _timed("train_s", timings, train_soft_prompt, variant_config, lm, embedder, targets,
+                             out_dir / config.name / method)
+            row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
+                                                                 "heldout_nll", "steps", "tokens_per_second")}
+            generator, _ = build_generator(variant_config, trained.checkpoint_dir, lm=lm, embedder=embedder,
+                                           targets=targets)
+        else:
+            style = method.removeprefix("hard-prompt-")
+            generator, _ = build_generator(config.with_overrides({"generation.baseline_style": style}), None, lm=lm,
+                                           targets=targets)
+        path = out_dir / config.name / f"{method}.parquet"
+        generated = _timed("generate_s", timings, generate_to_parquet, generator, path,
+                           num_samples=settings.num_samples, batch_size=settings.batch_size, seed=settings.seed)
+        row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
+        metrics, kept = _score(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
+                               check, timings)
+        row.update(metrics)
+        kept = kept[: scale.finetune_rows]  # downstream trains on what the gate would publish
+        row["downstream"] = (_timed("finetune_s", timings, finetune_and_score, lm, kept, test, finetune)
+                             if kept else {"error": "the gate kept no rows"})
+        methods[method] = row
+        log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
+    real = finetune_and_score(lm, targets.train[: scale.finetune_rows], test, finetune)
+    reference = {"real_rows_finetuned": real, "no_finetune_loss": round(mean_nll(lm.model, lm.tokenizer, test, finetune), 4),
+                 "exact_on_real_test": check(test) if check else {}}
+    hard = [m for m in methods if m.startswith("hard-prompt") and methods[m].get("mauve") is not None]
+    best_hard = max(hard, key=lambda m: methods[m]["mauve"]) if hard else None
+    return {"domain": config.name, "methods": methods, "reference": reference, "best_hard_prompt": best_hard,
+            "targets": {"train_rows": len(targets.train), "test_rows": len(test)}}
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = []
+    for domain in results["domains"]:
+        ref = next((m.get("mauve_reference") for m in domain["methods"].values() if m.get("mauve_reference")), None)
+        ref_text = f"{ref:.3f}" if ref is not None else "n/a"
+        lines += [f"### {domain['domain']} (reference MAUVE real-vs-real {ref_text}; no-finetune loss "
+                  f"{domain['reference']['no_finetune_loss']}, real-rows finetune loss "
+                  f"{domain['reference']['real_rows_finetuned']['heldout_loss_after']})", "",
+                  "| method | MAUVE ± spread | leakage | duplicates | distinct-2 | length KS | downstream loss | exact | "
+                  "train s | generate s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, m in domain["methods"].items():
+            if "error" in m:
+                lines.append(f"| {name} | error: {m['error'][:80]} | | | | | | | | |")
+                continue
+            mauve = "n/a" if m.get("mauve") is None else f"{m['mauve']:.3f} ± {m['mauve_spread']:.3f}"
+            exact = ", ".join(f"{k} {v:.2f}" for k, v in m.get("exact", {}).items())
+            lines.append(f"| {name} | {mauve} | {m['leakage_rate']:.3f} | {m['duplicate_rate']:.3f} | "
+                         f"{m['diversity'].get('distinct_2', float('nan')):.3f} | "
+                         f"{m['diversity'].get('length_ks', float('nan')):.3f} | "
+                         f"{m['downstream'].get('heldout_loss_after', 'n/a')} | {exact} | "
+                         f"{m['timings'].get('train_s', 0)} | {m['timings'].get('generate_s', 0)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_domain(domain: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, m in domain["methods"].items() if m.get("mauve") is not None]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.bar(names, [domain["methods"][n]["mauve"] for n in names],
+             yerr=[domain["methods"][n]["mauve_spread"] for n in names], color="tab:blue")
+    refs = [domain["methods"][n]["mauve_reference"] for n in names]
+    if refs:
+        left.axhline(refs[0], color="black", linestyle="--", label="real vs real")
+        left.legend()
+    left.set_ylabel("MAUVE vs real test")
+    left.set_ylim(0, 1.05)
+    losses = {n: m["downstream"].get("heldout_loss_after") for n, m in domain["methods"].items()}
+    losses = {n: v for n, v in losses.items() if v is not None}
+    right.bar(list(losses), list(losses.values()), color="tab:orange")
+    right.axhline(domain["reference"]["no_finetune_loss"], color="gray", linestyle=":", label="no fine-tune")
+    right.axhline(domain["reference"]["real_rows_finetuned"]["heldout_loss_after"], color="green", linestyle="--",
+                  label="real rows")
+    right.set_ylabel("test loss after LoRA fine-tune")
+    right.legend()
+    for axis in (left, right):
+        axis.tick_params(axis="x", rotation=30)
+    fig.suptitle(domain["domain"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir: Path = Path("domains")) -> dict:
+    scale = SCALES[scale_name]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results = {"scale": scale_name, "settings": asdict(scale), "domains": []}
+    for name in domains:
+        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir)
+        results["domains"].append(domain)
+        plot_domain(domain, out_dir / f"{name}.png")
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out_dir / "results.md").write_text(markdown_table(results))
+    return results

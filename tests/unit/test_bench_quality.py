@@ -1,0 +1,28 @@
+"""The quality benchmark's plumbing at smoke scale (tiny random model), so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synth_core.cli import main as synth
+from tests.unit.conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+
+def test_smoke_quality_bench_scores_every_method_and_writes_its_outputs(tmp_path, capsys):
+    assert synth(["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(tmp_path),
+                  "--domains-dir", str(REPO / "domains")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["mauve"]["boolq"]) == {"hard-prompt-plain", "hard-prompt-chat", "nsp", "mpk", "mc"}
+    results = json.loads((tmp_path / "results.json").read_text())
+    (domain,) = results["domains"]
+    for name, row in domain["methods"].items():
+        assert 0.0 <= row["mauve"] <= 1.0, name
+        assert row["leakage_rate"] is not None and "heldout_loss_after" in row["downstream"]
+        assert "answer_format_rate" in row["exact"] and row["timings"]["generate_s"] > 0
+    assert domain["reference"]["no_finetune_loss"] > 0
+    assert "| mc |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "boolq.png").stat().st_size > 1000

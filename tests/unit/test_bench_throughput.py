@@ -1,0 +1,23 @@
+"""The throughput benchmark's plumbing on the tiny random model (figures come from `synth bench throughput`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synth_core.cli import main as synth
+
+pytestmark = pytest.mark.unit
+
+
+def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
+    assert synth(["bench", "throughput", "--model", "embedded:tiny-random", "--batches", "1,2",
+                  "--new-tokens", "4", "--repeats", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [row["batch"] for row in result["generation"]] == [1, 2]
+    for row in result["generation"]:
+        assert row["plain_generate_tok_s"] > 0 and row["ours_bf16_tok_s"] > 0
+        assert row["speedup_bf16_vs_plain"] == pytest.approx(row["ours_bf16_tok_s"] / row["plain_generate_tok_s"])
+    assert result["training_step"]["fp32"]["seconds"] > 0
+    assert result["matmul_peak_gflops"]["fp32"] > 0
