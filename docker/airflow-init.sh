@@ -15,6 +15,10 @@ SHARED_DIRS=(/opt/airflow/logs /opt/airflow/config /opt/airflow/artifacts /opt/a
 echo "Airflow $(airflow version), metadata DB migration"
 airflow db migrate
 
+# train_soft_prompt and generate run in this pool: its size is how many run at once on the GPU workers
+echo "Creating the gpu pool (${SYNTH_GPU_POOL_SLOTS:-1} slot(s))"
+airflow pools set gpu "${SYNTH_GPU_POOL_SLOTS:-1}" "SoftSRV training and generation on GPU workers"
+
 password_file="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?must name the password file}"
 echo "Writing the UI password file ${password_file}"
 mkdir -p "$(dirname "$password_file")"

@@ -299,7 +299,7 @@ def test_airflow_components_share_one_configuration():
     assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     assert "@postgres/" in common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert (
         common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         and "@redis:" in common["AIRFLOW__CELERY__BROKER_URL"]

@@ -1,0 +1,274 @@
+"""The history of a domain's quality gates, read back from the artifact store for review.
+
+For each domain (one YAML under `SYNTH_DOMAINS_DIR`), each run that has a gate report
+(`<domain>/<run_id>/gate/gate_report.json` in the domain's store) becomes one `GateRun`: its decision,
+MAUVE against the reference and the bar it had to clear, leakage and duplicate rates, rows kept and
+dropped, the Great Expectations results of its validation steps, and where (and by whom) the batch
+was published or quarantined. Nothing here writes; a domain whose YAML or store is broken is
+reported as such instead of failing the whole history.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synth_core.config import ConfigError, DomainConfig, load_domain
+from synth_core.store import ArtifactStore, StoreError, open_store, run_prefix
+
+log = logging.getLogger(__name__)
+
+DAG_ID_PREFIX = "synth__"
+GATE_STEP = "gate"
+REPORT_JSON, REPORT_HTML = "gate_report.json", "gate_report.html"
+VALIDATION_STEPS = {"targets": "validate_targets", "synthetic": "validate_synthetic"}
+MANIFEST = "manifest.json"
+
+
+def domains_dir() -> Path:
+    """`SYNTH_DOMAINS_DIR`, else the repository's `domains/` folder."""
+    return Path(os.environ.get("SYNTH_DOMAINS_DIR") or Path(__file__).resolve().parents[1] / "domains")
+
+
+def dag_id_for(domain: str) -> str:
+    return f"{DAG_ID_PREFIX}{domain}"
+
+
+@dataclass(frozen=True)
+class BrokenDomain:
+    """A domain YAML that did not load: shown on the page, never fatal."""
+
+    path: str
+    error: str
+
+
+def load_domains(folder: Path | None = None) -> tuple[list[DomainConfig], list[BrokenDomain]]:
+    """Every `*.yaml` / `*.yml` in `folder` (sorted by domain name), and the ones that failed to load."""
+    folder = folder or domains_dir()
+    configs: list[DomainConfig] = []
+    broken: list[BrokenDomain] = []
+    if not folder.is_dir():
+        return [], [BrokenDomain(str(folder), "domains folder not found (set SYNTH_DOMAINS_DIR)")]
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            configs.append(load_domain(path))
+        except ConfigError as exc:
+            broken.append(BrokenDomain(str(path), str(exc)))
+    names = [c.name for c in configs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    for name in duplicated:
+        broken.append(BrokenDomain(str(folder), f"domain name {name!r} is defined by more than one YAML"))
+    return sorted((c for c in configs if c.name not in duplicated), key=lambda c: c.name), broken
+
+
+@dataclass
+class Publication:
+    """Where a run's batch went: `published` (with who approved it after review) or `quarantined`."""
+
+    status: str
+    uri: str
+    manifest_key: str
+    ds: str | None = None
+    rows: int | None = None
+    approved_by: str | None = None
+    reason: str | None = None
+    is_latest: bool = False
+
+
+@dataclass
+class GateRun:
+    """One row of a domain's gate history."""
+
+    domain: str
+    run_id: str
+    dag_id: str
+    created_at: str | None = None
+    decision: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    mauve: float | None = None
+    mauve_reference: float | None = None
+    mauve_threshold: float | None = None
+    leakage_rate: float | None = None
+    duplicate_rate: float | None = None
+    rows_input: int | None = None
+    rows_kept: int | None = None
+    rows_dropped: int | None = None
+    validation: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    publication: Publication | None = None
+    error: str | None = None  # the report could not be read
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DomainHistory:
+    domain: str
+    dag_id: str
+    store_uri: str
+    runs: list[GateRun]
+    error: str | None = None  # the store could not be listed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gate_report_key(domain: str, run_id: str) -> str:
+    return f"{run_prefix(domain, run_id, GATE_STEP)}/{REPORT_JSON}"
+
+
+def gate_report_html_key(domain: str, run_id: str) -> str:
+    return f"{run_prefix(domain, run_id, GATE_STEP)}/{REPORT_HTML}"
+
+
+def gated_run_ids(store: ArtifactStore, domain: str) -> list[str]:
+    """Run ids under `<domain>/` that have a gate report."""
+    runs = []
+    for key in store.list(domain):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == domain and parts[2:] == [GATE_STEP, REPORT_JSON]:
+            runs.append(parts[1])
+    return runs
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _mauve_threshold(report: dict[str, Any]) -> float | None:
+    for criterion in report.get("criteria") or []:
+        if criterion.get("metric") == "mauve":
+            return _number(criterion.get("threshold"))
+    return None
+
+
+def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRun:
+    """The history row for one gate report dict (as `GateReport.to_dict()` writes it)."""
+    mauve = report.get("mauve") or {}
+    counts = report.get("counts") or {}
+    rates = report.get("rates") or {}
+    return GateRun(
+        domain=domain, run_id=run_id, dag_id=dag_id_for(domain), created_at=report.get("created_at"),
+        decision=report.get("decision"), reasons=list(report.get("reasons") or []),
+        mauve=_number((mauve.get("synthetic") or {}).get("mean")),
+        mauve_reference=_number((mauve.get("reference") or {}).get("mean")),
+        mauve_threshold=_mauve_threshold(report),
+        leakage_rate=_number(rates.get("leakage_rate")), duplicate_rate=_number(rates.get("duplicate_rate")),
+        rows_input=counts.get("input"), rows_kept=counts.get("kept"), rows_dropped=counts.get("dropped"),
+    )
+
+
+def validation_summary(store: ArtifactStore, domain: str, run_id: str) -> dict[str, dict[str, Any] | None]:
+    """Per validated batch (targets, synthetic): GX success and expectation counts, or None if not run."""
+    summary: dict[str, dict[str, Any] | None] = {}
+    for batch, step in VALIDATION_STEPS.items():
+        key = f"{run_prefix(domain, run_id, step)}/validation.json"
+        try:
+            result = store.get_json(key)
+        except FileNotFoundError:
+            summary[batch] = None
+            continue
+        stats = result.get("statistics") or {}
+        summary[batch] = {"success": bool(result.get("success")),
+                          "evaluated": stats.get("evaluated_expectations"),
+                          "successful": stats.get("successful_expectations"),
+                          "uri": store.uri_for(key)}
+    return summary
+
+
+def _manifest_keys(store: ArtifactStore, domain: str) -> dict[str, str]:
+    """run id -> manifest key, for every committed partition `domain=<d>/date=<ds>/run=<id>/manifest.json`."""
+    found = {}
+    for key in store.list(f"domain={domain}"):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] == MANIFEST and parts[2].startswith("run="):
+            found[parts[2].removeprefix("run=")] = key
+    return found
+
+
+def publications(config: DomainConfig) -> dict[str, Publication]:
+    """run id -> where its batch was published or quarantined (published wins if both)."""
+    found: dict[str, Publication] = {}
+    for status, uri in (("quarantined", config.publish.quarantine), ("published", config.publish.uri)):
+        dest = open_store(uri, config.publish.conn_id)
+        latest_run = None
+        if status == "published" and dest.exists(f"domain={config.name}/_latest.json"):
+            latest_run = dest.get_json(f"domain={config.name}/_latest.json").get("run_id")
+        for run_id, key in _manifest_keys(dest, config.name).items():
+            manifest = dest.get_json(key)
+            found[run_id] = Publication(
+                status=status, uri=dest.uri_for(key.rsplit("/", 1)[0]), manifest_key=key, ds=manifest.get("ds"),
+                rows=manifest.get("rows"), approved_by=manifest.get("approved_by"), reason=manifest.get("reason"),
+                is_latest=run_id == latest_run)
+    return found
+
+
+def domain_history(config: DomainConfig, limit: int = 50, store: ArtifactStore | None = None) -> DomainHistory:
+    """The domain's gated runs, newest first (at most `limit`); store errors become `error`, not exceptions."""
+    history = DomainHistory(config.name, dag_id_for(config.name), config.store.uri, [])
+    try:
+        store = store or open_store(config.store.uri, config.store.conn_id)
+        run_ids = gated_run_ids(store, config.name)
+    except StoreError as exc:
+        history.error = f"artifact store {config.store.uri} could not be listed: {exc}"
+        return history
+    runs = [read_gate_run(store, config.name, run_id) for run_id in run_ids]
+    runs.sort(key=lambda r: (r.created_at or "", r.run_id), reverse=True)
+    history.runs = runs[:limit]
+    try:
+        published = publications(config)
+    except (StoreError, OSError, ValueError) as exc:
+        history.error = f"publications under {config.publish.uri} could not be read: {exc}"
+        published = {}
+    for run in history.runs:
+        run.publication = published.get(run.run_id)
+    return history
+
+
+def read_gate_run(store: ArtifactStore, domain: str, run_id: str) -> GateRun:
+    """One run's history row; an unreadable report gives a row with `error` set."""
+    try:
+        report = store.get_json(gate_report_key(domain, run_id))
+        run = summarise_report(domain, run_id, report)
+        run.validation = validation_summary(store, domain, run_id)
+    except (StoreError, FileNotFoundError, ValueError, AttributeError) as exc:
+        log.warning("gate report of %s run %s unreadable: %s", domain, run_id, exc)
+        return GateRun(domain, run_id, dag_id_for(domain), error=f"{type(exc).__name__}: {exc}")
+    return run
+
+
+@dataclass
+class RunDetail:
+    """Everything the detail view shows: the history row, the full report dict and the manifest."""
+
+    run: GateRun
+    report: dict[str, Any]
+    manifest: dict[str, Any] | None
+    report_html_available: bool
+    error: str | None = None  # the publications could not be read
+
+
+def run_detail(config: DomainConfig, run_id: str, store: ArtifactStore | None = None) -> RunDetail:
+    """Raises FileNotFoundError when the run has no gate report (ValueError for an invalid run id)."""
+    store = store or open_store(config.store.uri, config.store.conn_id)
+    report = store.get_json(gate_report_key(config.name, run_id))
+    run = summarise_report(config.name, run_id, report)
+    run.validation = validation_summary(store, config.name, run_id)
+    detail = RunDetail(run, report, None, store.exists(gate_report_html_key(config.name, run_id)))
+    try:
+        run.publication = publications(config).get(run_id)
+        if run.publication:
+            dest_uri = config.publish.uri if run.publication.status == "published" else config.publish.quarantine
+            detail.manifest = open_store(dest_uri, config.publish.conn_id).get_json(run.publication.manifest_key)
+    except (StoreError, OSError, ValueError) as exc:
+        detail.error = f"publications under {config.publish.uri} could not be read: {exc}"
+    return detail
+
+
+def gate_report_html(config: DomainConfig, run_id: str, store: ArtifactStore | None = None) -> bytes:
+    """The stored HTML gate report; raises FileNotFoundError when absent."""
+    store = store or open_store(config.store.uri, config.store.conn_id)
+    return store.get_bytes(gate_report_html_key(config.name, run_id))

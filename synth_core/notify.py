@@ -1,0 +1,135 @@
+"""Failure alerts: POST a JSON message to a webhook named by an Airflow connection.
+
+Use `notify_failure` as a task's (or a DAG's) `on_failure_callback`; it posts to the connection
+`synth_alerts` (or the id in `SYNTH_ALERT_CONN_ID`). `WebhookNotifier(conn_id=..., url=...)` is the
+same callback for another connection or a fixed URL. The body is Slack- and
+Teams-compatible (`text`) and carries the run's identifiers as fields:
+
+    {"text": "...", "dag_id": ..., "task_id": ..., "map_index": ..., "run_id": ..., "try_number": ...,
+     "domain": ..., "exception": ..., "log_url": ..., "logical_date": ...}
+
+The connection holds the URL as `extra.webhook_url`, or in its URI form, e.g.
+`AIRFLOW_CONN_SYNTH_ALERTS='https://hooks.example.com/services/T0/B0/XYZ'`. No connection configured
+means no alert (logged as a warning). A webhook that still fails after retries raises
+`WebhookError`, which Airflow logs with the callback; the URL itself (often a secret) is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "synth_alerts"
+DAG_ID_PREFIX = "synth__"
+
+
+class WebhookError(RuntimeError):
+    """The webhook refused the alert or stayed unreachable through every attempt."""
+
+
+def webhook_url(conn: Any) -> str:
+    """The URL an Airflow connection names: `extra.webhook_url`, else a full URL in `host`, else its URI parts."""
+    if url := (conn.extra_dejson or {}).get("webhook_url"):
+        return url
+    host = conn.host or ""
+    if host.startswith(("http://", "https://")):
+        return host
+    scheme = "https" if conn.conn_type == "https" else "http"
+    port = f":{conn.port}" if conn.port else ""
+    path = f"/{conn.schema}" if conn.schema else ""
+    return f"{scheme}://{host}{port}{path}"
+
+
+def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert body for a task's (or a DAG run's) failure context."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "")
+    run_id = getattr(ti, "run_id", None) or context.get("run_id") or getattr(dag_run, "run_id", "")
+    exception = context.get("exception") or context.get("reason") or ""
+    body = {
+        "dag_id": dag_id, "task_id": getattr(ti, "task_id", None), "map_index": getattr(ti, "map_index", None),
+        "run_id": run_id, "try_number": getattr(ti, "try_number", None),
+        "domain": dag_id.removeprefix(DAG_ID_PREFIX) if dag_id.startswith(DAG_ID_PREFIX) else None,
+        "exception": f"{type(exception).__name__}: {exception}" if isinstance(exception, BaseException)
+        else str(exception),
+        "log_url": getattr(ti, "log_url", None),
+        "logical_date": str(context.get("logical_date") or getattr(dag_run, "logical_date", "") or "") or None,
+    }
+    where = body["task_id"] if body["task_id"] else "DAG run"
+    if body["map_index"] is not None and body["map_index"] >= 0:
+        where += f"[{body['map_index']}]"
+    try_text = f", try {body['try_number']}" if body["try_number"] else ""
+    body["text"] = f"Airflow failure: {dag_id} {where} (run {run_id}{try_text}): {body['exception'][:500]}"
+    return body
+
+
+def post_json(url: str, body: Mapping[str, Any], attempts: int = 3, backoff_s: float = 1.0,
+              timeout_s: float = 10.0) -> int:
+    """POST `body` as JSON; retries connection errors and 5xx/429 with doubling back-off. Returns the status."""
+    data = json.dumps(body, default=str).encode()
+    where = urlparse(url).netloc  # never the full URL: its path is often the secret
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code != 429:
+                raise WebhookError(f"webhook at {where} refused the alert: HTTP {exc.code}") from None
+            error: str = f"HTTP {exc.code}"
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            error = str(getattr(exc, "reason", exc))
+        if attempt < attempts:
+            log.warning("alert to %s failed (%s), attempt %d/%d", where, error, attempt, attempts)
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise WebhookError(f"webhook at {where} unreachable after {attempts} attempts: {error}")
+
+
+class WebhookNotifier:
+    """A failure callback posting `failure_message(context)` to the webhook of `conn_id` (or to `url`).
+
+    A plain callable rather than an Airflow `BaseNotifier`, so importing this module never imports
+    Airflow (the CLI and the library stay Airflow-free); the connection is looked up when it fires.
+    """
+
+    def __init__(self, conn_id: str | None = None, url: str | None = None, attempts: int = 3,
+                 backoff_s: float = 1.0):
+        self.conn_id = conn_id or os.environ.get("SYNTH_ALERT_CONN_ID") or DEFAULT_CONN_ID
+        self.url, self.attempts, self.backoff_s = url, attempts, backoff_s
+
+    def _resolve_url(self) -> str | None:
+        if self.url:
+            return self.url
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return webhook_url(Connection.get(self.conn_id))
+        except AirflowNotFoundException:
+            return None
+
+    def __call__(self, context: Any) -> None:
+        body = failure_message(context)
+        url = self._resolve_url()
+        if not url:
+            log.warning("no alert webhook configured (Airflow connection %r); not notified: %s",
+                        self.conn_id, body["text"])
+            return
+        status = post_json(url, body, self.attempts, self.backoff_s)
+        log.info("failure alert sent to %s (HTTP %d)", urlparse(url).netloc, status)
+
+
+def notify_failure(context: Any) -> None:
+    """`on_failure_callback` for tasks and DAGs: alert the `synth_alerts` webhook (see the module doc)."""
+    WebhookNotifier()(context)

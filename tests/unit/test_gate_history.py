@@ -1,0 +1,140 @@
+"""Gate history read back from a real store: three runs made by the real steps (refresh, GX validation,
+the gate on hashed features, publish with and without review, quarantine), broken configs and stores,
+and the review page's HTML (escaping, trend chart)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from synth_core import gate_history
+from synth_core.config import load_domain
+from synth_core.store import LocalStore, TransientStoreError
+from tests.gate_fixtures import DOMAIN, make_gate_runs, write_domain_yaml
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("domains")
+    runs = make_gate_runs(write_domain_yaml(folder))
+    return folder, load_domain(folder / f"{DOMAIN}.yaml"), runs
+
+
+def test_history_rows_carry_the_reports_figures_newest_first(gated):
+    _, config, runs = gated
+    history = gate_history.domain_history(config)
+    assert history.error is None and history.dag_id == f"synth__{DOMAIN}"
+    by_id = {r.run_id: r for r in history.runs}
+    assert set(by_id) == {r.run_id for r in runs.values()}
+    created = [r.created_at for r in history.runs]
+    assert created == sorted(created, reverse=True)
+    scored, reviewed, leaky = (by_id[runs[n].run_id] for n in ("scored", "reviewed", "leaky"))
+    report = runs["scored"].report
+    assert scored.decision == "pass" and scored.mauve == report["mauve"]["synthetic"]["mean"]
+    assert scored.mauve_reference == report["mauve"]["reference"]["mean"]
+    mauve_criterion = next(c for c in report["criteria"] if c["metric"] == "mauve")
+    assert scored.mauve_threshold == mauve_criterion["threshold"]
+    assert (scored.rows_input, scored.rows_kept, scored.rows_dropped) == (40, 40, 0)
+    assert scored.validation["targets"]["success"] and scored.validation["synthetic"]["success"]
+    assert scored.publication.status == "published" and scored.publication.approved_by is None
+    assert reviewed.decision == "review" and reviewed.publication.approved_by == "alice"
+    assert reviewed.publication.is_latest and not scored.publication.is_latest
+    assert leaky.decision == "fail" and leaky.mauve is None and leaky.leakage_rate == 1.0
+    assert leaky.publication.status == "quarantined" and leaky.validation["synthetic"] is None
+    assert len(gate_history.domain_history(config, limit=2).runs) == 2
+
+
+def test_run_detail_has_report_samples_and_manifest(gated):
+    _, config, runs = gated
+    detail = gate_history.run_detail(config, runs["reviewed"].run_id)
+    assert detail.report == runs["reviewed"].report and detail.report_html_available
+    assert detail.manifest["approved_by"] == "alice" and detail.manifest["run_id"] == runs["reviewed"].run_id
+    assert b"<html" in gate_history.gate_report_html(config, runs["reviewed"].run_id).lower()
+    with pytest.raises(FileNotFoundError):
+        gate_history.run_detail(config, "no_such_run")
+    with pytest.raises(ValueError):
+        gate_history.run_detail(config, "../escape")
+
+
+def test_broken_and_duplicate_yamls_are_reported_not_raised(gated, tmp_path):
+    folder, _, _ = gated
+    (tmp_path / "ok.yaml").write_text((folder / f"{DOMAIN}.yaml").read_text())
+    (tmp_path / "twin.yml").write_text((folder / f"{DOMAIN}.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "wrong.yaml").write_text("name: other\nsource: {kind: file, uri: x.jsonl}\ngate: {mauve_floor: 7}\n")
+    configs, broken = gate_history.load_domains(tmp_path)
+    assert configs == []
+    errors = " | ".join(b.error for b in broken)
+    assert "not valid YAML" in errors and "gate.mauve_floor=7.0" in errors and "more than one YAML" in errors
+    configs, broken = gate_history.load_domains(tmp_path / "missing")
+    assert configs == [] and "SYNTH_DOMAINS_DIR" in broken[0].error
+
+
+def test_domains_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTH_DOMAINS_DIR", str(tmp_path))
+    assert gate_history.domains_dir() == tmp_path
+    monkeypatch.delenv("SYNTH_DOMAINS_DIR")
+    assert gate_history.domains_dir() == REPO / "domains"
+
+
+def test_unreadable_report_and_unreachable_store_do_not_break_the_history(gated, tmp_path):
+    _, config, runs = gated
+    store = LocalStore(config.store.uri.removeprefix("file://"))
+    store.put_bytes(gate_history.gate_report_key(DOMAIN, "corrupt_run"), b"{not json")
+    try:
+        by_id = {r.run_id: r for r in gate_history.domain_history(config).runs}
+        assert by_id["corrupt_run"].error.startswith("JSONDecodeError") and by_id["corrupt_run"].decision is None
+        assert by_id[runs["scored"].run_id].decision == "pass"
+    finally:
+        (store.path / gate_history.gate_report_key(DOMAIN, "corrupt_run")).unlink()
+
+    class Unreachable(LocalStore):
+        def list(self, prefix: str) -> list[str]:
+            raise TransientStoreError("s3 endpoint unreachable")
+
+    history = gate_history.domain_history(config, store=Unreachable(tmp_path))
+    assert history.runs == [] and "unreachable" in history.error
+
+
+def test_summarise_tolerates_a_minimal_report():
+    run = gate_history.summarise_report("d", "r", {"decision": "fail"})
+    assert (run.decision, run.mauve, run.mauve_threshold, run.rows_kept) == ("fail", None, None, None)
+
+
+@pytest.fixture
+def pages():
+    sys.path.insert(0, str(REPO / "plugins"))
+    try:
+        import synth_gate_review_pages
+
+        yield synth_gate_review_pages
+    finally:
+        sys.path.remove(str(REPO / "plugins"))
+
+
+def test_pages_escape_every_value_from_the_store(pages, gated):
+    _, config, runs = gated
+    hostile = "<script>alert(1)</script>"
+    report = {**runs["scored"].report, "reasons": [hostile], "samples": {"kept": [hostile], "dropped": []}}
+    run = gate_history.summarise_report(DOMAIN, f"run{hostile}", report)
+    links = pages.Links(plugin="/synth-gates", airflow="")
+    history = gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", [run])
+    detail = gate_history.RunDetail(run, report, None, True)
+    broken = [gate_history.BrokenDomain("b.yaml", hostile)]
+    for html in (pages.overview_page([history], broken, links), pages.detail_page(detail, links)):
+        assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "/runs/run%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in pages.detail_page(detail, links)
+
+
+def test_trend_chart_draws_scored_runs_oldest_first(pages, gated):
+    _, config, _ = gated
+    runs = gate_history.domain_history(config).runs
+    svg = pages.trend_svg(runs)
+    assert svg.count("<circle") == 2 and svg.index("pass") < svg.index("review")
+    assert "No scored runs" in pages.trend_svg([r for r in runs if r.mauve is None])
