@@ -14,7 +14,7 @@ import logging
 import sys
 
 # subcommand modules under synth_core.commands, in the order a pipeline runs them
-COMMAND_MODULES = ("refresh", "validate", "train", "generate", "gate", "publish", "bench")
+COMMAND_MODULES = ("refresh", "validate", "train", "generate", "gate", "publish", "run", "bench")
 
 
 def emit(summary: dict) -> None:

@@ -168,3 +168,7 @@ def postgres_table(postgres_url: str) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     engine.dispose()
+
+
+# Airflow in-process (metadata DB, REST API, dag.test() runs): fixtures for tests/integration/test_dag*.py
+from tests.integration.conftest_airflow import airflow_api, airflow_db  # noqa: E402, F401

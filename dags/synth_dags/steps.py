@@ -1,0 +1,84 @@
+"""Run one synth_core pipeline step inside an Airflow task.
+
+A task body imports its step and calls `run_step(step, config_path, ...)`. That loads the domain
+YAML with the run's overrides (the DAG params), builds the run context from the task context (the
+Airflow run id is the artifact prefix, so every step is idempotent per run) and opens the domain's
+store. Deterministic errors (bad config, failed validation, a gate that cannot score, a refused
+publish, rejected credentials) become `AirflowFailException`, which fails the task without retry;
+anything else (S3 or worker trouble) is left to the task's retries with exponential back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from synth_core.config import DomainConfig
+
+log = logging.getLogger(__name__)
+
+# DAG param -> dotted config key it overrides
+PARAM_OVERRIDES = {"num_samples": "generation.num_samples", "steps": "soft_prompt.steps"}
+
+
+def run_config(config_path: str, params: Mapping[str, Any]) -> DomainConfig:
+    """The domain's config with the run's non-empty overrides applied."""
+    from synth_core.config import load_domain
+
+    overrides = {key: params[name] for name, key in PARAM_OVERRIDES.items() if params.get(name) is not None}
+    config = load_domain(config_path)
+    return config.with_overrides(overrides) if overrides else config
+
+
+def run_step(step: Callable[..., dict[str, Any]], config_path: str, **kwargs: Any) -> dict[str, Any]:
+    """`step(config, run, store, **kwargs)` for the current task's run; its small dict becomes the XCom."""
+    from synth_core.config import ConfigError
+    from synth_core.pipeline import RunContext, domain_store
+    from synth_core.publish import PublishRefused
+    from synth_core.quality.gate import GateInputError
+    from synth_core.store import StoreAccessError
+    from synth_core.validation import ValidationFailed
+
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    ds = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
+    try:
+        config = run_config(config_path, context["params"])
+        run = RunContext(run_id=context["run_id"], ds=ds, force_retrain=bool(context["params"].get("force_retrain")))
+        result = step(config, run, domain_store(config), **kwargs)
+    except (ConfigError, ValidationFailed, GateInputError, PublishRefused, StoreAccessError) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    log_key_figures(step.__name__, result)
+    return result
+
+
+def log_key_figures(step_name: str, result: Mapping[str, Any]) -> None:
+    """The step's scalar figures (rows, tokens/s, loss, scores) in the task log, one line, for ops."""
+    figures = {k: v for k, v in result.items() if isinstance(v, int | float | str | bool) and len(str(v)) < 120}
+    log.info("%s key figures: %s", step_name, figures)
+
+
+def gate_metrics(gate: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate step's figures (counts, rates, MAUVE) without its decision, reasons and report link."""
+    return {k: v for k, v in gate.items() if k not in ("decision", "reasons", "report_uri")}
+
+
+def reviewer(approval: Mapping[str, Any] | None) -> str | None:
+    """Who answered the review (the `ApprovalOperator`'s XCom), or None when there was no review."""
+    if not approval:
+        return None
+    user = approval.get("responded_by_user") or {}
+    return user.get("name") or user.get("id") or "timeout default"
+
+
+def quarantine_reason(gate: Mapping[str, Any]) -> str:
+    """Why the batch is quarantined. A quarantined `review` batch was rejected: Approve would have published
+    it. (Who rejected it is in the review task's Human-in-the-loop record; a rejection leaves no XCom.)"""
+    reasons = "; ".join(gate.get("reasons", [])) or "no reasons given"
+    rejected = "; rejected on review (or the review timed out)" if gate["decision"] == "review" else ""
+    return f"gate decision {gate['decision']!r} ({reasons}){rejected}"

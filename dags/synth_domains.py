@@ -1,0 +1,208 @@
+"""
+One SoftSRV synthetic-data DAG per business domain: `synth__<domain>` for every YAML file under
+`SYNTH_DOMAINS_DIR` (default `<repo>/domains`). Adding a domain means adding a YAML file.
+
+Parsing only reads the YAML files: no model, store or database is touched until a task runs. A YAML
+that does not load becomes a placeholder DAG of the same id, unscheduled, whose doc and only task
+show the error (file, key and value); the other domains load as usual.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from synth_core.notify import notify_failure
+from synth_dags.domains import DomainFile, approved_asset, discover
+from synth_dags.steps import gate_metrics, quarantine_reason, reviewer, run_step
+
+START = datetime(2025, 1, 1)
+DEFAULT_ARGS = {
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": notify_failure,  # webhook from the Airflow connection `synth_alerts`, if set
+}
+GPU = {"queue": "gpu", "pool": "gpu"}
+
+DOMAIN_DOC = """
+# Synthetic data: `{name}`
+
+{description}
+
+Owner **{owner}**, schedule `{schedule}`, domain config `{path}`.
+
+Refresh the governed targets (an immutable snapshot) → validate them (Great Expectations) → train
+the SoftSRV soft prompt on the `gpu` queue (skipped, reusing the current checkpoint, when the
+snapshot and the training settings are unchanged) → generate `{shards}` shard(s) on the `gpu` queue →
+filter and gate the batch on calibrated MAUVE, then by the gate's decision:
+
+* **pass**: `publish` the batch (Parquet, manifest, dataset card) and update the Asset
+  `synth_{name}_approved`, with the gate metrics in the event's `extra`;
+* **review**: a reviewer answers `review` (Required Actions); *Approve* publishes, *Reject* quarantines;
+* **fail**: `quarantine` the batch with its gate report.
+
+`quarantine` runs exactly when `publish` was skipped; `done` fails the run if anything failed.
+Every task writes under the run id's own prefix, so re-running a run never publishes twice.
+Trigger with params to override the sample count or the training steps, or to force retraining.
+"""
+
+BROKEN_DOC = """
+# Broken domain config: `{name}`
+
+`{path}` does not load, so this domain has no pipeline until the file is fixed:
+
+```
+{error}
+```
+"""
+
+REVIEW_BODY = """
+{% set gate = ti.xcom_pull(task_ids="filter_and_gate") %}
+The quality gate asks for a review of run `{{ run_id }}`: {{ gate.reasons | join("; ") }}.
+
+{{ gate.kept }} of {{ gate.input }} generated rows survived the filters.
+Gate report: {{ gate.report_uri }}
+
+| metric | value |
+| --- | --- |
+{% for key in ["mauve", "mauve_reference", "leakage_rate", "duplicate_rate"] %}| {{ key }} | {{ gate[key] }} |
+{% endfor %}
+*Approve* publishes the batch; *Reject* quarantines it.
+"""
+
+
+def domain_dag(domain: DomainFile) -> DAG:
+    config, path = domain.config, str(domain.path)
+    asset = approved_asset(config.name)
+
+    @dag(
+        dag_id=domain.dag_id,
+        schedule=config.schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["synth", *config.tags],
+        default_args={**DEFAULT_ARGS, "owner": config.owner},
+        description=config.description or None,
+        doc_md=DOMAIN_DOC.format(name=config.name, description=config.description, owner=config.owner,
+                                 schedule=config.schedule, path=path, shards=config.generation.shards),
+        params={
+            "num_samples": Param(None, type=["null", "integer"], minimum=1,
+                                 description="override generation.num_samples"),
+            "steps": Param(None, type=["null", "integer"], minimum=1, description="override soft_prompt.steps"),
+            "force_retrain": Param(False, type="boolean", description="train even if nothing changed"),
+        },
+    )
+    def synth_domain() -> None:
+        @task
+        def refresh_targets() -> dict:
+            from synth_core.pipeline import refresh_targets
+
+            return run_step(refresh_targets, path)
+
+        @task
+        def validate_targets() -> dict:
+            from synth_core.pipeline import validate_targets
+
+            return run_step(validate_targets, path)
+
+        @task(**GPU, execution_timeout=timedelta(hours=6))
+        def train_soft_prompt() -> dict:
+            from synth_core.pipeline import train_soft_prompt
+
+            return run_step(train_soft_prompt, path)
+
+        @task(**GPU, execution_timeout=timedelta(hours=3))
+        def generate(shard: int, trained: dict) -> dict:
+            from synth_core.pipeline import generate_shard
+
+            return run_step(generate_shard, path, shard=shard, checkpoint_prefix=trained["checkpoint_prefix"])
+
+        @task(execution_timeout=timedelta(hours=1))
+        def filter_and_gate() -> dict:
+            from synth_core.pipeline import filter_and_gate
+
+            return run_step(filter_and_gate, path)
+
+        @task.branch
+        def route(gate: dict) -> str | None:
+            """pass → publish, review → review; fail → neither, so quarantine runs."""
+            return {"pass": "publish", "review": "review"}.get(gate["decision"])
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[asset])
+        def publish(gate: dict) -> dict:
+            from synth_core.pipeline import publish_batch
+
+            context = get_current_context()
+            approved_by = reviewer(context["ti"].xcom_pull(task_ids="review"))
+            published = run_step(publish_batch, path, approved_by=approved_by)
+            context["outlet_events"][asset].extra = {
+                "domain": config.name, "run_id": context["run_id"], "uri": published["uri"],
+                "manifest_sha256": published["manifest_sha256"], "rows": published["rows"],
+                "published": published["published"], "approved_by": approved_by,
+                "decision": gate["decision"], "metrics": gate_metrics(gate)}
+            return published
+
+        @task(trigger_rule=TriggerRule.ALL_SKIPPED)
+        def quarantine() -> dict:
+            from synth_core.pipeline import quarantine_batch
+
+            gate = get_current_context()["ti"].xcom_pull(task_ids="filter_and_gate")
+            return run_step(quarantine_batch, path, reason=quarantine_reason(gate))
+
+        review = ApprovalOperator(
+            task_id="review",
+            subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
+            body=REVIEW_BODY,
+            defaults=ApprovalOperator.REJECT,
+            response_timeout=timedelta(days=7),
+        )
+
+        trained = train_soft_prompt()
+        refresh_targets() >> validate_targets() >> trained
+        shards = generate.partial(trained=trained).expand(shard=list(range(config.generation.shards)))
+        gate = filter_and_gate()
+        shards >> gate
+        published = publish(gate)
+        route(gate) >> [review, published]
+        quarantined = quarantine()
+        review >> published >> quarantined
+        # the only leaf: fails the run when anything upstream failed (a skipped quarantine would hide it)
+        [published, quarantined] >> EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+
+    return synth_domain()
+
+
+def broken_domain_dag(domain: DomainFile) -> DAG:
+    @dag(
+        dag_id=domain.dag_id,
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        tags=["synth", "broken-config"],
+        default_args={**DEFAULT_ARGS, "owner": "data-platform"},
+        description=f"BROKEN CONFIG: {domain.error}"[:200],
+        doc_md=BROKEN_DOC.format(name=domain.name, path=domain.path, error=domain.error),
+    )
+    def synth_broken_domain() -> None:
+        @task
+        def config_error() -> None:
+            raise AirflowFailException(domain.error)
+
+        config_error()
+
+    return synth_broken_domain()
+
+
+for _domain in discover():
+    if _domain.config:
+        domain_dag(_domain)
+    else:
+        broken_domain_dag(_domain)
