@@ -25,6 +25,9 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/python -m synth_core.demo
 
+ui: $(STAMP)
+	$(BIN)/python -m synth_core.demo ui
+
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

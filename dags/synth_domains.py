@@ -9,6 +9,7 @@ show the error (file, key and value); the other domains load as usual.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -30,6 +31,9 @@ DEFAULT_ARGS = {
     "on_failure_callback": notify_failure,  # webhook from the Airflow connection `synth_alerts`, if set
 }
 GPU = {"queue": "gpu", "pool": "gpu"}
+# how long a gate review waits for a human before it defaults to Reject (a deployment setting:
+# production waits a week, `make demo` a few minutes)
+REVIEW_TIMEOUT = timedelta(minutes=float(os.environ.get("SYNTH_REVIEW_TIMEOUT_MINUTES", 7 * 24 * 60)))
 
 DOMAIN_DOC = """
 # Synthetic data: `{name}`
@@ -162,7 +166,7 @@ def domain_dag(domain: DomainFile) -> DAG:
             subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
             body=REVIEW_BODY,
             defaults=ApprovalOperator.REJECT,
-            response_timeout=timedelta(days=7),
+            response_timeout=REVIEW_TIMEOUT,
         )
 
         trained = train_soft_prompt()

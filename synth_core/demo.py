@@ -1,0 +1,89 @@
+"""`make demo`: one seed domain end to end through its real Airflow DAG, on the embedded defaults.
+
+Airflow runs from a folder of the repository (`.airflow/`, SQLite, git-ignored); `airflow dags test`
+executes the domain's DAG in this process's machine, with the real SmolLM2 on the CPU. The domain
+warm-starts from the soft prompt kept in `domains/prompts/` (as a nightly run continues from last
+night's prompt), retrains briefly, generates, gates and publishes to the local `file://published`
+bucket. At the end it prints the gate decision and where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DOMAIN = "boolq"
+DEMO_CONF = {"num_samples": 400, "steps": 40, "force_retrain": True}
+LOGICAL_DATE = "2026-01-05"
+
+
+def airflow_env() -> dict[str, str]:
+    home = REPO / ".airflow"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "SYNTH_DOMAINS_DIR": str(REPO / "domains"), "TOKENIZERS_PARALLELISM": "false",
+            # nobody answers a review during the demo: a review defaults to Reject after 3 minutes
+            "SYNTH_REVIEW_TIMEOUT_MINUTES": "3"}
+
+
+def airflow(*args: str) -> None:
+    command = [str(Path(sys.executable).with_name("airflow")), *args]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=REPO, env=airflow_env(), check=True)
+
+
+def newest_run(domain: str) -> Path:
+    runs = sorted((REPO / "artifacts" / domain).glob("*/gate/gate_report.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise SystemExit(f"no gate report under {REPO / 'artifacts' / domain}: the DAG did not reach the gate")
+    return runs[-1].parents[1]
+
+
+def ui() -> int:
+    """`make ui`: the same Airflow home as the demo, all components in one process (airflow standalone)."""
+    command = [str(Path(sys.executable).with_name("airflow")), "standalone"]
+    print("Airflow UI on http://localhost:8080; the admin password is printed below and kept in .airflow/",
+          flush=True)
+    os.execve(command[0], command, airflow_env())
+
+
+def main() -> int:
+    if sys.argv[1:] == ["ui"]:
+        return ui()
+    started = time.perf_counter()
+    airflow("db", "migrate")
+    airflow("dags", "reserialize")
+    airflow("dags", "test", f"synth__{DEMO_DOMAIN}", LOGICAL_DATE, "--conf", json.dumps(DEMO_CONF))
+    run_dir = newest_run(DEMO_DOMAIN)
+    report = json.loads((run_dir / "gate" / "gate_report.json").read_text())
+    published = sorted((REPO / "published").glob(f"domain={DEMO_DOMAIN}/date=*/run={run_dir.name}"))
+    quarantined = sorted((REPO / "published").glob(f"_quarantine/domain={DEMO_DOMAIN}/date=*/run={run_dir.name}"))
+    mauve = report.get("mauve") or {}
+    print("\n=== demo finished in %.0f s ===" % (time.perf_counter() - started))
+    print(f"domain            {DEMO_DOMAIN} (DAG synth__{DEMO_DOMAIN}, run {run_dir.name})")
+    print(f"gate decision     {report['decision']}: {'; '.join(report.get('reasons', []))}")
+    if mauve:
+        print(f"MAUVE             synthetic {mauve['synthetic']['mean']:.3f} vs real-vs-real reference "
+              f"{mauve['reference']['mean']:.3f}")
+    print(f"gate report       {run_dir / 'gate' / 'gate_report.html'}")
+    print(f"run artifacts     {run_dir}")
+    for folder in published:
+        print(f"published data    {folder}/part-*.parquet")
+        print(f"manifest          {folder / 'manifest.json'}")
+        print(f"dataset card      {folder / 'README.md'}")
+        print(f"latest pointer    {REPO / 'published' / f'domain={DEMO_DOMAIN}' / '_latest.json'}")
+    for folder in quarantined:
+        print(f"quarantined batch {folder}")
+    print("browse the run     make ui   (then http://localhost:8080, user admin, password in .airflow/)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
