@@ -154,6 +154,29 @@ def _move_latest(dest: ArtifactStore, domain: str, ds: str, run_id: str, prefix:
     return True
 
 
+def roll_back_latest(config: DomainConfig, run_id: str, ds: str, *,
+                     destination: ArtifactStore | None = None) -> dict[str, Any]:
+    """Point the domain's `_latest.json` back at an earlier published run (its manifest must exist).
+
+    Readers follow `_latest.json`, so this withdraws a bad batch without deleting anything; the pointer
+    records what it replaced.
+    """
+    dest = destination or open_store(config.publish.uri, config.publish.conn_id)
+    prefix = partition_prefix(config.name, ds, run_id)
+    manifest_key = f"{prefix}/{MANIFEST}"
+    if not dest.exists(manifest_key):
+        raise PublishRefused(f"cannot roll back to {dest.uri_for(prefix)}: it has no {MANIFEST}, so it was never "
+                             "published")
+    key = latest_key(config.name)
+    replaced = dest.get_json(key) if dest.exists(key) else None
+    pointer = {"run_prefix": prefix, "manifest_key": manifest_key,
+               "manifest_sha256": hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest(), "ds": ds,
+               "run_id": run_id, "rolled_back_from": replaced}
+    dest.put_json(key, pointer)
+    return {"latest": dest.uri_for(key), "run_id": run_id, "ds": ds,
+            "replaced_run_id": replaced["run_id"] if replaced else None}
+
+
 def gate_summary(report: dict[str, Any]) -> dict[str, Any]:
     """Decision, reasons and the scalar figures of a gate report (counts, rates, MAUVE means)."""
     figures = {**report.get("counts", {}), **report.get("rates", {})}

@@ -14,6 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--approved-by", default=None, help="reviewer who approved a borderline gate result")
     parser.add_argument("--quarantine", action="store_true", help="quarantine the batch with its gate report")
     parser.add_argument("--reason", default="", help="why it is quarantined (default: the gate decision)")
+    parser.add_argument("--roll-back", action="store_true",
+                        help="make this earlier, already published run the domain's latest again")
     parser.set_defaults(run=run)
 
 
@@ -21,14 +23,16 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from synth_core.cli import emit
-    from synth_core.publish import PublishFailed, PublishRefused, publish, quarantine
+    from synth_core.publish import PublishFailed, PublishRefused, publish, quarantine, roll_back_latest
     from synth_core.store import StoreAccessError
     from synth_core.validation import ValidationFailed
 
     config, store = open_run(args)
     summary = {"command": "publish", "domain": config.name, "run_id": args.run_id, "ds": args.ds}
     try:
-        if args.quarantine:
+        if args.roll_back:
+            summary.update(roll_back_latest(config, args.run_id, args.ds))
+        elif args.quarantine:
             summary.update(quarantine(config, args.run_id, store, args.ds, args.reason))
         else:
             summary.update(publish(config, args.run_id, store, args.ds, args.approved_by))

@@ -154,3 +154,20 @@ def test_cli_publish_and_quarantine(tmp_path, artifact_store, published, capsys)
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["success"]
     assert main(["publish", str(yaml_path), "--run-id", "run2", "--ds", "2025-02-07"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["published"]
+
+
+def test_roll_back_points_latest_at_an_earlier_published_run(tmp_path, artifact_store, published) -> None:
+    from synth_core.publish import PublishRefused, roll_back_latest
+
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run0", artifact_store)
+    write_generated_run(config, "run1", artifact_store)
+    publish(config, "run0", artifact_store, "2025-01-24")
+    publish(config, "run1", artifact_store, "2025-01-31")
+    result = roll_back_latest(config, "run0", "2025-01-24")
+    pointer = published.get_json("domain=arith/_latest.json")
+    assert result["replaced_run_id"] == "run1" and pointer["run_id"] == "run0"
+    assert pointer["rolled_back_from"]["run_id"] == "run1"
+    assert published.exists("domain=arith/date=2025-01-31/run=run1/manifest.json")  # nothing deleted
+    with pytest.raises(PublishRefused, match="never published"):
+        roll_back_latest(config, "run9", "2025-01-24")
