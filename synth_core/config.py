@@ -383,6 +383,21 @@ def from_dict(data: Any, origin: str = "<dict>") -> DomainConfig:
         raise ConfigError(f"{origin}: {exc}") from None
 
 
+DAG_ID_PREFIX = "synth__"
+
+
+def domains_dir() -> Path:
+    """Where the domain YAMLs live: `$SYNTH_DOMAINS_DIR`, else the repository's `domains/` folder."""
+    import os
+
+    return Path(os.environ.get("SYNTH_DOMAINS_DIR") or Path(__file__).resolve().parents[1] / "domains")
+
+
+def dag_id_for(domain: str) -> str:
+    """The Airflow DAG id of a domain's pipeline."""
+    return f"{DAG_ID_PREFIX}{domain}"
+
+
 def load_domain(path: str | Path) -> DomainConfig:
     """Load and validate one domain YAML; errors name the file, the key and the value."""
     path = Path(path)

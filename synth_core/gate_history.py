@@ -11,30 +11,19 @@ reported as such instead of failing the whole history.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_core.config import ConfigError, DomainConfig, load_domain
+from synth_core.config import ConfigError, DomainConfig, dag_id_for, domains_dir, load_domain
 from synth_core.store import ArtifactStore, StoreError, open_store, run_prefix
 
 log = logging.getLogger(__name__)
 
-DAG_ID_PREFIX = "synth__"
 GATE_STEP = "gate"
 REPORT_JSON, REPORT_HTML = "gate_report.json", "gate_report.html"
 VALIDATION_STEPS = {"targets": "validate_targets", "synthetic": "validate_synthetic"}
 MANIFEST = "manifest.json"
-
-
-def domains_dir() -> Path:
-    """`SYNTH_DOMAINS_DIR`, else the repository's `domains/` folder."""
-    return Path(os.environ.get("SYNTH_DOMAINS_DIR") or Path(__file__).resolve().parents[1] / "domains")
-
-
-def dag_id_for(domain: str) -> str:
-    return f"{DAG_ID_PREFIX}{domain}"
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,12 @@ domain never hides the others.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from airflow.sdk import Asset
 
-from synth_core.config import ConfigError, DomainConfig, load_domain
-
-REPO = Path(__file__).resolve().parents[2]
+from synth_core.config import ConfigError, DomainConfig, dag_id_for, domains_dir, load_domain
 
 
 @dataclass(frozen=True)
@@ -32,11 +29,7 @@ class DomainFile:
 
     @property
     def dag_id(self) -> str:
-        return f"synth__{self.name}"
-
-
-def domains_dir() -> Path:
-    return Path(os.environ.get("SYNTH_DOMAINS_DIR") or REPO / "domains")
+        return dag_id_for(self.name)
 
 
 def discover(directory: Path | None = None) -> list[DomainFile]:
