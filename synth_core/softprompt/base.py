@@ -8,6 +8,7 @@ registers itself with `@register("name")`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -33,7 +34,7 @@ def token_embedding_sample(token_embeddings: torch.Tensor, shape: tuple[int, ...
     return token_embeddings[rows].detach().float().clone().reshape(shape)
 
 
-class SoftPrompt(nn.Module):
+class SoftPrompt(nn.Module, ABC):
     """Base class: holds the shape; subclasses implement `forward(context) -> soft tokens`."""
 
     variant: str = ""
@@ -46,8 +47,9 @@ class SoftPrompt(nn.Module):
         self.hidden_size = hidden_size
         self.context_dim = context_dim
 
+    @abstractmethod
     def forward(self, context: torch.Tensor) -> torch.Tensor:  # (B, context_dim) -> (B, t, d)
-        raise NotImplementedError
+        """Soft tokens for a batch of context vectors."""
 
     def hyperparameters(self) -> dict[str, int]:
         """Everything needed, besides the weights, to rebuild this module (saved in checkpoints)."""
