@@ -16,16 +16,18 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
     """Soft-prompt generator when `checkpoint_dir` is given, else the hard-prompt baseline.
 
     Context vectors and few-shot examples come from the domain's train split only: the held-out
-    split is what the quality gate compares against.
+    split is what the quality gate compares against. `generation.bf16` applies to a model this
+    function loads; a model passed in is used in the dtype it has.
     """
     from synth_core.generation.hard_prompt import HardPromptGenerator
     from synth_core.generation.soft_prompt_generator import SoftPromptGenerator
 
-    lm = lm or load_frozen_lm(config.generator)
-    if config.generation.bf16:
-        import torch
+    if lm is None:
+        lm = load_frozen_lm(config.generator)
+        if config.generation.bf16:  # only a model loaded here is cast: a caller's model stays as given
+            import torch
 
-        lm.model.to(torch.bfloat16)
+            lm.model.to(torch.bfloat16)
     targets = targets or load_target_split(config)
     if checkpoint_dir is None:
         return HardPromptGenerator(lm, targets.train, config.generation), lm
