@@ -102,8 +102,9 @@ def _load_smollm2(device: torch.device) -> FrozenLM:
     started = time.perf_counter()
     target = cache_dir() / "smollm2-135m"
     identity_file = target / "identity.json"
-    if identity_file.exists() and json.loads(identity_file.read_text()).get("format") == CACHE_FORMAT:
-        identity = ModelIdentity(**json.loads(identity_file.read_text())["identity"])
+    cached = json.loads(identity_file.read_text()) if identity_file.exists() else {}
+    if cached.get("format") == CACHE_FORMAT:
+        identity = ModelIdentity(**cached["identity"])
         model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(target)
         from_cache = True

@@ -80,15 +80,16 @@ def run_asserts(code: str, timeout_s: float = 5.0) -> bool:
     return done.returncode == 0
 
 
+def parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True
+
+
 def check_mbpp(texts: Sequence[str]) -> dict[str, float]:
-    codes = [mbpp_code(t) for t in texts]
-    parsed = []
-    for code in codes:
-        try:
-            ast.parse(code)
-            parsed.append(code)
-        except SyntaxError:
-            pass
+    parsed = [code for code in map(mbpp_code, texts) if parses(code)]
     with_asserts = [c for c in parsed if re.search(r"^\s*assert\b", c, re.MULTILINE)]
     passing = sum(run_asserts(c) for c in with_asserts)
     return {"parses_rate": len(parsed) / len(texts), "rows_with_asserts": len(with_asserts) / len(texts),

@@ -26,9 +26,12 @@ def register(name: str) -> Callable[[type[SoftPrompt]], type[SoftPrompt]]:
     return decorate
 
 
-def token_embedding_sample(token_embeddings: torch.Tensor, shape: tuple[int, ...],
-                           generator: torch.Generator) -> torch.Tensor:
-    """Rows of the LM's real token embeddings, drawn at random: soft tokens start at their scale."""
+def initial_prompt(shape: tuple[int, ...], token_embeddings: torch.Tensor | None,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    """Rows of the LM's real token embeddings, drawn at random, so soft tokens start at their scale;
+    zeros when no embeddings are given (the module is about to be loaded from a checkpoint)."""
+    if token_embeddings is None:
+        return torch.zeros(shape)
     rows = torch.randint(0, token_embeddings.shape[0], (int(torch.tensor(shape[:-1]).prod()),),
                          generator=generator)
     return token_embeddings[rows].detach().float().clone().reshape(shape)

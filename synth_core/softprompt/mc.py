@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synth_core.softprompt.base import SoftPrompt, register, token_embedding_sample
+from synth_core.softprompt.base import SoftPrompt, initial_prompt, register
 
 
 @register("mc")
@@ -20,8 +20,7 @@ class MLPContextualPrompt(SoftPrompt):
                  token_embeddings: torch.Tensor | None = None, generator: torch.Generator | None = None) -> None:
         super().__init__(num_tokens, hidden_size, context_dim)
         self.mlp_hidden = mlp_hidden
-        init = (token_embedding_sample(token_embeddings, (num_tokens, hidden_size), generator)
-                if token_embeddings is not None else torch.zeros(num_tokens, hidden_size))
+        init = initial_prompt((num_tokens, hidden_size), token_embeddings, generator)
         self.base = nn.Parameter(init)
         self.mlp = nn.Sequential(nn.Linear(context_dim, mlp_hidden), nn.GELU(),
                                  nn.Linear(mlp_hidden, num_tokens * hidden_size))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synth_core.softprompt.base import SoftPrompt, register, token_embedding_sample
+from synth_core.softprompt.base import SoftPrompt, initial_prompt, register
 
 
 @register("mpk")
@@ -17,8 +17,7 @@ class MixturePrompt(SoftPrompt):
         super().__init__(num_tokens, hidden_size, context_dim)
         self.mixture_size = mixture_size
         shape = (mixture_size, num_tokens, hidden_size)
-        init = (token_embedding_sample(token_embeddings, shape, generator)
-                if token_embeddings is not None else torch.zeros(shape))
+        init = initial_prompt(shape, token_embeddings, generator)
         self.basis = nn.Parameter(init)
         self.gate = nn.Linear(context_dim, mixture_size)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synth_core.softprompt.base import SoftPrompt, register, token_embedding_sample
+from synth_core.softprompt.base import SoftPrompt, initial_prompt, register
 
 
 @register("nsp")
@@ -13,8 +13,7 @@ class NonContextualPrompt(SoftPrompt):
     def __init__(self, num_tokens: int, hidden_size: int, context_dim: int,
                  token_embeddings: torch.Tensor | None = None, generator: torch.Generator | None = None) -> None:
         super().__init__(num_tokens, hidden_size, context_dim)
-        init = (token_embedding_sample(token_embeddings, (num_tokens, hidden_size), generator)
-                if token_embeddings is not None else torch.zeros(num_tokens, hidden_size))
+        init = initial_prompt((num_tokens, hidden_size), token_embeddings, generator)
         self.prompt = nn.Parameter(init)
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
