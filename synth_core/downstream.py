@@ -29,6 +29,7 @@ class FinetuneSettings:
     lora_rank: int = 8
     heldout_rows: int = 64
     seed: int = 0
+    bf16: bool = False  # bf16 autocast for the forward passes (the LoRA weights and optimiser stay fp32)
 
 
 def latest_manifest(config: DomainConfig, published: ArtifactStore | None = None) -> dict[str, Any]:
@@ -61,15 +62,21 @@ def mean_nll(model: Any, tokenizer: Any, texts: list[str], settings: FinetuneSet
 
     from synth_core.softprompt.training import collate, tokenize_targets
 
-    rows = tokenize_targets(tokenizer, texts, settings.max_length)
+    rows = sorted(tokenize_targets(tokenizer, texts, settings.max_length), key=len)  # batches of like lengths pad less
     total, tokens = 0.0, 0
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(model, settings):
         for start in range(0, len(rows), settings.batch_size):
             loss, count = _batch_loss(model, *collate(rows[start : start + settings.batch_size],
                                                       tokenizer.pad_token_id))
             total, tokens = total + float(loss) * count, tokens + count
     return total / max(tokens, 1)
+
+
+def _autocast(model: Any, settings: FinetuneSettings) -> Any:
+    import torch
+
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=settings.bf16)
 
 
 def _batch_loss(model: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, int]:
@@ -85,9 +92,12 @@ def _batch_loss(model: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, i
     return loss, int((labels != -100).sum())
 
 
-def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str],
-                       settings: FinetuneSettings) -> dict[str, Any]:
-    """LoRA-tune a copy of `lm.model` on `train_texts`; its held-out loss before and after."""
+def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str], settings: FinetuneSettings,
+                       loss_before: float | None = None) -> dict[str, Any]:
+    """LoRA-tune a copy of `lm.model` on `train_texts`; its held-out loss before and after.
+
+    `loss_before` is `mean_nll` of the untuned model on `heldout_texts`, when the caller already has it.
+    """
     import copy
 
     import torch
@@ -100,7 +110,7 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
     torch.manual_seed(settings.seed)
     model = get_peft_model(copy.deepcopy(lm.model), LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank,
                                                                target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
-    before = mean_nll(model, lm.tokenizer, heldout_texts, settings)
+    before = mean_nll(model, lm.tokenizer, heldout_texts, settings) if loss_before is None else loss_before
     rows = tokenize_targets(lm.tokenizer, train_texts, settings.max_length)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(settings.seed)).tolist()
@@ -108,7 +118,8 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
     model.train()
     for step in range(settings.steps):
         picks = [order[(step * settings.batch_size + i) % len(rows)] for i in range(settings.batch_size)]
-        loss, _ = _batch_loss(model, *collate([rows[i] for i in picks], lm.tokenizer.pad_token_id))
+        with _autocast(model, settings):
+            loss, _ = _batch_loss(model, *collate([rows[i] for i in picks], lm.tokenizer.pad_token_id))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -12,6 +12,7 @@ baseline. It is a plain KV-cached decode loop rather than `generate`, because th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -20,13 +21,14 @@ from synth_core.config import GenerationConfig
 from synth_core.models import FrozenLM
 
 NUCLEUS_CANDIDATES = 256
+STOP_CHECK_EVERY = 8  # steps between stop-pattern checks: decoding every step would cost more than it saves
 
 
 @dataclass
 class DecodedBatch:
     texts: list[str]
     new_tokens: list[int]
-    finished: list[bool]  # True where the model emitted its end-of-sequence token
+    finished: list[bool]  # True where the model emitted its end-of-sequence token or matched the stop pattern
 
 
 def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
@@ -62,8 +64,14 @@ def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
 
 @torch.no_grad()
 def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_embeds: torch.Tensor | None = None,
-                 input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> DecodedBatch:
-    """Sample one continuation per row; decode only the new tokens, up to (not including) EOS."""
+                 input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                 stop: re.Pattern[str] | None = None) -> DecodedBatch:
+    """Sample one continuation per row; decode only the new tokens, up to (not including) EOS.
+
+    A row also finishes when its text so far matches `stop` (checked every few steps; the caller
+    cuts the text there). Finished rows leave the batch and its KV cache, so a batch costs what its
+    rows need rather than rows x its longest row.
+    """
     model, device = lm.model, lm.device
     eos, pad = lm.tokenizer.eos_token_id, lm.tokenizer.pad_token_id
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -80,16 +88,25 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     tokens = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
     lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    active = torch.arange(batch, device=device)  # the batch row of each row still being decoded
     for step in range(settings.max_new_tokens):
         token = sample_next_token(out.logits[:, -1], settings.temperature, settings.top_p, generator)
-        token = torch.where(finished, torch.full_like(token, pad), token)
-        tokens[:, step] = token
-        stopped = (token == eos) & ~finished
-        lengths[stopped] = step
-        finished |= stopped
-        if bool(finished.all()) or step + 1 == settings.max_new_tokens:
+        tokens[active, step] = token
+        done = token == eos
+        lengths[active[done]] = step
+        if stop is not None and (step + 1) % STOP_CHECK_EVERY == 0:
+            texts = lm.tokenizer.batch_decode(tokens[active, : step + 1], skip_special_tokens=True)
+            matched = torch.tensor([bool(stop.search(text)) for text in texts], device=device) & ~done
+            lengths[active[matched]] = step + 1
+            done |= matched
+        finished[active[done]] = True
+        if bool(done.all()) or step + 1 == settings.max_new_tokens:
             break
-        mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
+        if bool(done.any()):
+            keep = ~done
+            out.cache.batch_select_indices(keep.nonzero().squeeze(-1))
+            active, token, mask, next_position = active[keep], token[keep], mask[keep], next_position[keep]
+        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position, cache=out.cache,
                     use_cache=True, logits_to_keep=1)
         next_position = next_position + 1

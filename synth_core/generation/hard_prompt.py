@@ -45,13 +45,14 @@ class HardPromptGenerator:
                                                      add_generation_prompt=True)
 
     def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]:
-        tokenizer = self.lm.tokenizer
+        tokenizer, plain = self.lm.tokenizer, self.settings.baseline_style == "plain"
         tokenizer.padding_side = "left"
         encoded = tokenizer([self.prompt(j, seed) for j in sample_indices], return_tensors="pt", padding=True,
                             add_special_tokens=False)
         batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0],
-                             input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
-        if self.settings.baseline_style == "plain":
+                             input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                             stop=NEXT_EXAMPLE if plain else None)
+        if plain:
             # the model goes on to write "Example N+1:"; the sample ends where that header starts
             for i, text in enumerate(batch.texts):
                 cut = NEXT_EXAMPLE.search(text)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
 
-from synth_core.generation.decoding import sample_batch, sample_next_token
+from synth_core.generation.decoding import STOP_CHECK_EVERY, sample_batch, sample_next_token
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +51,19 @@ def test_nucleus_wider_than_the_candidate_shortcut_is_still_exact():
     logits = torch.zeros(1, 1000)  # uniform: the 0.9 nucleus holds 900 tokens, more than 256 candidates
     draws = sample_next_token(logits.expand(4000, -1), 1.0, 0.9, torch.Generator().manual_seed(0))
     assert draws.max().item() >= 600 and len(set(draws.tolist())) > 500
+
+
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny_lm, tiny_config):
+    settings = dataclasses.replace(tiny_config.generation, temperature=1e-6, top_p=1.0, max_new_tokens=24)
+    tokenizer = tiny_lm.tokenizer
+    tokenizer.padding_side = "left"
+    padded = tokenizer(["Question: what is two plus two?", "Hi", "Example 1:\nsome text"], return_tensors="pt",
+                       padding=True, add_special_tokens=False)
+    full = sample_batch(tiny_lm, settings, 0, input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
+    first_tokens = tokenizer.decode(tokenizer(full.texts[0])["input_ids"][:3])
+    stopped = sample_batch(tiny_lm, settings, 0, input_ids=padded["input_ids"],
+                           attention_mask=padded["attention_mask"], stop=re.compile(re.escape(first_tokens)))
+    assert stopped.finished[0] and stopped.new_tokens[0] == STOP_CHECK_EVERY
+    assert stopped.texts[0].startswith(first_tokens.strip())
+    others = [i for i in (1, 2) if first_tokens not in full.texts[i]]
+    assert others and [stopped.texts[i] for i in others] == [full.texts[i] for i in others]
