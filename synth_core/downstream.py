@@ -123,7 +123,7 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(round(float(loss), 4))
+        losses.append(round(loss.item(), 4))
     after = mean_nll(model, lm.tokenizer, heldout_texts, settings)
     return {"heldout_loss_before": round(before, 4), "heldout_loss_after": round(after, 4),
             "heldout_loss_change": round(after - before, 4), "train_losses": losses,

@@ -25,6 +25,7 @@ from synth_core.config import DomainConfig, load_domain
 log = logging.getLogger(__name__)
 SOFT_VARIANTS = ("nsp", "mpk", "mc")
 BASELINE_STYLES = ("plain", "chat")
+METHODS = tuple(f"hard-prompt-{s}" for s in BASELINE_STYLES) + SOFT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,17 @@ def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[
     return metrics, report.kept_texts
 
 
-def run_domain(config: DomainConfig, scale: Scale, out_dir: Path) -> dict[str, Any]:
+def parse_methods(text: str) -> tuple[str, ...]:
+    """A comma-separated subset of METHODS, in METHODS order; empty means all."""
+    chosen = {m.strip() for m in text.split(",") if m.strip()}
+    unknown = sorted(chosen - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    return tuple(m for m in METHODS if m in chosen) or METHODS
+
+
+def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: tuple[str, ...] = METHODS,
+               ) -> dict[str, Any]:
     import pandas as pd
 
     from synth_core.bench.exact_checks import EXACT_CHECKS
@@ -121,7 +132,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path) -> dict[str, A
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
     settings = config.generation
     methods: dict[str, dict[str, Any]] = {}
-    for method in [f"hard-prompt-{s}" for s in BASELINE_STYLES] + list(SOFT_VARIANTS):
+    for method in methods_run:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {"timings": timings}
         if method in SOFT_VARIANTS:
@@ -215,13 +226,15 @@ def plot_domain(domain: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir: Path = Path("domains")) -> dict:
+def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir: Path = Path("domains"),
+                methods_run: tuple[str, ...] = METHODS) -> dict:
+    """Benchmark `methods_run` on each domain; write results.json, results.md and one plot per domain."""
     scale = SCALES[scale_name]
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = {"scale": scale_name, "settings": asdict(scale), "domains": []}
+    results = {"scale": scale_name, "settings": asdict(scale), "methods": list(methods_run), "domains": []}
     for name in domains:
-        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir)
+        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir, methods_run)
         results["domains"].append(domain)
         plot_domain(domain, out_dir / f"{name}.png")
         (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality = kinds.add_parser("quality", help="SoftSRV variants against the hard-prompt baseline, per domain")
     quality.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
     quality.add_argument("--scale", choices=["smoke", "small", "full"], default="smoke")
+    quality.add_argument("--methods", type=_methods, default="", help="comma-separated subset of "
+                         "hard-prompt-plain, hard-prompt-chat, nsp, mpk, mc (default: all)")
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
@@ -32,11 +34,20 @@ def run_throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    from synth_core.bench.quality import parse_methods
+
+    try:
+        return parse_methods(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_quality(args: argparse.Namespace) -> int:
     from synth_core.bench.quality import run_quality
     from synth_core.cli import emit
 
-    results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir)
+    results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir, args.methods)
     summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
     emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
           "mauve": summary})

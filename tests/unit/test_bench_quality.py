@@ -26,3 +26,19 @@ def test_smoke_quality_bench_scores_every_method_and_writes_its_outputs(tmp_path
     assert domain["reference"]["no_finetune_loss"] > 0
     assert "| mc |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "boolq.png").stat().st_size > 1000
+
+
+def test_a_chosen_subset_of_methods_runs_alone(tmp_path, capsys):
+    assert synth(["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(tmp_path),
+                  "--methods", "mc,hard-prompt-plain", "--domains-dir", str(REPO / "domains")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(summary["mauve"]["boolq"]) == ["hard-prompt-plain", "mc"]
+    assert json.loads((tmp_path / "results.json").read_text())["methods"] == ["hard-prompt-plain", "mc"]
+
+
+def test_an_unknown_method_is_refused_by_name_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        synth(["bench", "quality", "--scale", "smoke", "--out", str(tmp_path), "--methods", "mc,softsrv"])
+    assert exit_info.value.code == 2
+    assert "unknown method(s) softsrv; choose from hard-prompt-plain" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
