@@ -323,6 +323,16 @@ class DomainConfig:
         return from_dict(data, origin=f"{self.name} (with overrides)")
 
 
+def parse_override(text: str) -> tuple[str, Any]:
+    """`section.key=value` from a command line, the value read as YAML (0.7 -> float, true -> bool)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or "." not in key:
+        raise ValueError(f"{text!r}: expected section.key=value, e.g. generation.temperature=0.7")
+    return key.strip(), yaml.safe_load(value)
+
+
 def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):

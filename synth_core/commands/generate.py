@@ -17,7 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output .parquet file")
     parser.add_argument("--seed", type=int, help="override generation.seed")
     parser.add_argument("--shard", default="0/1", help="I/N: produce the I-th of N disjoint parts")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=_override, metavar="KEY=VALUE",
+                        help="override any setting, e.g. --set generation.temperature=0.7 (repeatable)")
     parser.set_defaults(run=run)
+
+
+def _override(text: str) -> tuple[str, object]:
+    from synth_core.config import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_domain(args.domain_yaml)
     overrides = {"generation.num_samples": args.num_samples, "generation.seed": args.seed,
                  "generation.baseline_style": args.baseline_style}
-    config = config.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    config = config.with_overrides({**{k: v for k, v in overrides.items() if v is not None}, **dict(args.overrides)})
     generator, lm = build_generator(config, checkpoint_dir=args.checkpoint)
     settings = config.generation
     result = generate_to_parquet(generator, args.out, num_samples=settings.num_samples,

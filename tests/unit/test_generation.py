@@ -117,6 +117,21 @@ def test_cli_train_then_generate_prints_a_json_summary(tmp_path, capsys, monkeyp
                   str(tmp_path / "s.parquet"), "--shard", "0/1"]) == 0
     generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert generated["rows"] == 3 and generated["checkpoint_hash"] == trained["checkpoint_hash"]
+    assert synth(["generate", str(yaml_path), "--checkpoint", trained["checkpoint_dir"], "--out",
+                  str(tmp_path / "t.parquet"), "--set", "generation.max_new_tokens=1",
+                  "--set", "generation.temperature=0.5"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["new_tokens"] <= 3
+    assert synth(["generate", str(yaml_path), "--checkpoint", trained["checkpoint_dir"], "--out",
+                  str(tmp_path / "u.parquet"), "--set", "generation.temperature=hot"]) == 2
+    refused = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert "generation.temperature" in refused and "hot" in refused and not (tmp_path / "u.parquet").exists()
+
+
+def test_cli_override_needs_section_key_and_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        synth(["generate", "x.yaml", "--baseline", "hard-prompt", "--out", str(tmp_path / "s.parquet"),
+               "--set", "temperature"])
+    assert exit_info.value.code == 2 and "expected section.key=value" in capsys.readouterr().err
 
 
 def test_cli_reports_a_bad_yaml_value_with_file_and_key(tmp_path, capsys):
