@@ -216,6 +216,8 @@ def plot_domain(domain: dict[str, Any], path: Path) -> None:
     right.axhline(domain["reference"]["no_finetune_loss"], color="gray", linestyle=":", label="no fine-tune")
     right.axhline(domain["reference"]["real_rows_finetuned"]["heldout_loss_after"], color="green", linestyle="--",
                   label="real rows")
+    floor = min([*losses.values(), domain["reference"]["real_rows_finetuned"]["heldout_loss_after"]])
+    right.set_ylim(bottom=0.95 * floor)  # the methods differ by tenths of a nat: a zero baseline would hide it
     right.set_ylabel("test loss after LoRA fine-tune")
     right.legend()
     for axis in (left, right):
