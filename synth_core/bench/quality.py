@@ -42,7 +42,7 @@ class Scale:
     finetune_steps: int
     gate_min_rows: int
     plumbing_only: bool = False  # a random model writes random text: let every row through the filters
-    bf16: bool = True  # every method trains, samples and is fine-tuned in bf16 (measured on boolq: no MAUVE loss)
+    bf16: bool = True  # the frozen LM is held in bf16 for every stage (measured on boolq: no MAUVE loss)
 
 
 SCALES = {
@@ -111,6 +111,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
 def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: tuple[str, ...] = METHODS,
                ) -> dict[str, Any]:
     import pandas as pd
+    import torch
 
     from synth_core.bench.exact_checks import EXACT_CHECKS
     from synth_core.downstream import FinetuneSettings, finetune_and_score, mean_nll
@@ -122,6 +123,8 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
 
     config = scaled_config(config, scale)
     lm, embedder = load_frozen_lm(config.generator), load_embedder(config.generator)
+    if scale.bf16:  # the LM stays frozen: held in bf16 once, it serves training, sampling and LoRA alike
+        lm.model.to(torch.bfloat16)
     split = load_target_split(config)
     targets = TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4],
                           split.snapshot_hash)

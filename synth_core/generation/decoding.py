@@ -7,7 +7,10 @@ baseline. It is a plain KV-cached decode loop rather than `generate`, because th
 - do nucleus (top-p) sampling over the top-k candidates of each row whenever they already hold
   top_p of the probability mass (exact, and far cheaper than sorting the 49k-token vocabulary);
 - compute logits for the last position only, and run the whole loop in the model's dtype (bf16
-  when `generation.bf16` is set).
+  when `generation.bf16` is set);
+- prefill left-padded prompts one row at a time, unpadded, into one left-padded KV cache: a batch of
+  few-shot prompts of 370-800 tokens spends most of its time there, and padded attention over the
+  longest row costs more than running the rows alone (measured ~25% on GSM8K prompts).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from synth_core.config import GenerationConfig
 from synth_core.models import FrozenLM
@@ -62,6 +66,30 @@ def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
     return tokens
 
 
+def _prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
+    """The prompt's forward pass: last-position logits and the KV cache, rows left-padded as in `mask`."""
+    if bool(mask.all()):
+        return model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                     logits_to_keep=1)
+    width = mask.shape[1]
+    logits, layers = [], []
+    for row, row_mask in zip(inputs_embeds, mask, strict=True):
+        start = width - int(row_mask.sum())
+        out = model(inputs_embeds=row[None, start:], use_cache=True, logits_to_keep=1)
+        logits.append(out.logits)
+        layers.append([(torch.nn.functional.pad(layer.keys, (0, 0, start, 0)),
+                        torch.nn.functional.pad(layer.values, (0, 0, start, 0))) for layer in out.cache.layers])
+    cache = DynamicCache([(torch.cat([row[i][0] for row in layers]), torch.cat([row[i][1] for row in layers]))
+                          for i in range(len(layers[0]))])
+    return _Prefilled(torch.cat(logits), cache)
+
+
+@dataclass
+class _Prefilled:
+    logits: torch.Tensor
+    cache: DynamicCache
+
+
 @torch.no_grad()
 def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_embeds: torch.Tensor | None = None,
                  input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -82,8 +110,7 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     mask = (attention_mask.to(device) if attention_mask is not None
             else torch.ones(batch, prefix_len, dtype=torch.long, device=device))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-    out = model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1)
+    out = _prefill(model, inputs_embeds, mask, positions)
     next_position = positions[:, -1:] + 1
     tokens = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
     lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)
