@@ -2,7 +2,8 @@
 
 Every figure is measured in the same process on the same machine, so the ratios hold even when
 the machine is shared and noisy: generation tokens/s at several batch sizes (same soft-prefix length,
-same decoding, same number of new tokens), one training step, model load cold and cached, and the
+same decoding, same number of new tokens), the prefill of a batch of left-padded prompts of unequal
+length (the few-shot baseline's cost), one training step, model load cold and cached, and the
 fraction of this machine's measured matmul peak that generation reaches.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import replace
 import torch
 
 from synth_core.config import GenerationConfig, GeneratorConfig
-from synth_core.generation.decoding import sample_batch
+from synth_core.generation.decoding import prefill, sample_batch
 from synth_core.models import FrozenLM, load_frozen_lm
 
 
@@ -56,6 +57,28 @@ def ours_tokens_per_second(lm: FrozenLM, batch: int, settings: GenerationConfig,
     return sum(out.new_tokens) / (time.perf_counter() - started)
 
 
+@torch.no_grad()
+def prompt_prefill_seconds(lm: FrozenLM, lengths: list[int], repeats: int) -> dict[str, float]:
+    """Left-padded prompts of `lengths` tokens: one padded forward pass (what `generate` does) against
+    ours (each row unpadded, into one padded KV cache); best of `repeats`, interleaved."""
+    rows = [torch.randint(0, len(lm.tokenizer), (n,), generator=torch.Generator().manual_seed(n)) for n in lengths]
+    width = max(lengths)
+    input_ids = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0)) for r in rows])
+    mask = torch.stack([torch.nn.functional.pad(torch.ones_like(r), (width - len(r), 0)) for r in rows])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    embeds = lm.model.get_input_embeddings()(input_ids)
+    padded, ours = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        padded.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        prefill(lm.model, embeds, mask, positions)
+        ours.append(time.perf_counter() - started)
+    return {"rows": len(lengths), "min_length": min(lengths), "max_length": width, "dtype": str(lm.model.dtype),
+            "padded_batch_s": min(padded), "ours_s": min(ours), "speedup": min(padded) / min(ours)}
+
+
 def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: bool) -> dict[str, float]:
     from synth_core.softprompt import build_soft_prompt
     from synth_core.softprompt.training import target_nll
@@ -78,7 +101,8 @@ def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: 
 
 
 def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64, num_tokens: int = 16,
-                   model: str = "embedded:smollm2-135m", repeats: int = 3) -> dict:
+                   model: str = "embedded:smollm2-135m", repeats: int = 3, prompt_rows: int = 16,
+                   prompt_lengths: tuple[int, int] = (256, 768)) -> dict:
     torch.manual_seed(0)
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                  "cuda": torch.cuda.is_available()}}
@@ -108,13 +132,16 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
             ours_fp32 = ours_tokens_per_second(lm, batch, base, num_tokens)
             lm.model.to(torch.bfloat16)
             runs.append((plain, ours_fp32, ours_tokens_per_second(lm, batch, ours_settings, num_tokens)))
-        lm.model.float()
         plain, ours_fp32, ours_bf16 = (max(column) for column in zip(*runs, strict=True))
         results["generation"].append({
             "batch": batch, "plain_generate_tok_s": plain, "ours_fp32_tok_s": ours_fp32, "ours_bf16_tok_s": ours_bf16,
             "speedup_bf16_vs_plain": ours_bf16 / plain,
             "fraction_of_fp32_peak_plain": plain * 2 * params / 1e9 / peak["fp32"],
             "fraction_of_bf16_peak_ours": ours_bf16 * 2 * params / 1e9 / peak["bf16"]})
+    low, high = prompt_lengths  # GSM8K's 3-shot prompts run 370-800 tokens
+    results["prompt_prefill"] = prompt_prefill_seconds(
+        lm, [low + (high - low) * i // max(prompt_rows - 1, 1) for i in range(prompt_rows)], repeats)
+    lm.model.float()
     results["training_step"] = {"batch": 8, "length": 64,
                                 "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
                                 "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}

@@ -66,7 +66,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
     return tokens
 
 
-def _prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
+def prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
     """The prompt's forward pass: last-position logits and the KV cache, rows left-padded as in `mask`."""
     if bool(mask.all()):
         return model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True,
@@ -110,7 +110,7 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     mask = (attention_mask.to(device) if attention_mask is not None
             else torch.ones(batch, prefix_len, dtype=torch.long, device=device))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-    out = _prefill(model, inputs_embeds, mask, positions)
+    out = prefill(model, inputs_embeds, mask, positions)
     next_position = positions[:, -1:] + 1
     tokens = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
     lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)

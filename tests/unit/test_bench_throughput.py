@@ -19,5 +19,8 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     for row in result["generation"]:
         assert row["plain_generate_tok_s"] > 0 and row["ours_bf16_tok_s"] > 0
         assert row["speedup_bf16_vs_plain"] == pytest.approx(row["ours_bf16_tok_s"] / row["plain_generate_tok_s"])
+    prompts = result["prompt_prefill"]
+    assert (prompts["rows"], prompts["min_length"], prompts["max_length"]) == (16, 256, 768)
+    assert prompts["speedup"] == pytest.approx(prompts["padded_batch_s"] / prompts["ours_s"])
     assert result["training_step"]["fp32"]["seconds"] > 0
     assert result["matmul_peak_gflops"]["fp32"] > 0
