@@ -159,7 +159,7 @@ def write_domain(directory: Path, store_uri: str, name: str = "dagtest", **secti
     data: dict[str, Any] = {
         "name": name, "description": "BoolQ-style yes/no questions (DAG tests).", "owner": "dag-tests",
         "schedule": "@daily", "tags": ["test"],
-        "source": {"kind": "file", "uri": str(SEED_DATA), "text_template": "Question: {question}?\nAnswer: {answer}",
+        "source": {"kind": "file", "uri": str(SEED_DATA), "text_template": "Question: {question}\nAnswer: {answer}",
                    "max_rows": 80, "holdout_fraction": 0.25},
         "validation": {"min_rows": 10, "text_length": [1, 2000]},
         "generator": {"model": "embedded:tiny-random"},
