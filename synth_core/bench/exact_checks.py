@@ -19,7 +19,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_EQUATION = re.compile(rf"((?:{_NUMBER}|[\s()+\-*/x])+?)\s*=\s*\$?\s*({_NUMBER})(?![\d./])")
+# digit runs are possessive: a plain `\d+` inside the repeated group can split a long run of digits in
+# exponentially many ways before failing (a generated row of 30 digits hung the benchmark)
+_EQUATION = re.compile(rf"((?:\d++(?:\.\d++)?|[\s()+\-*/x])+?)\s*=\s*\$?\s*({_NUMBER})(?![\d./])")
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.USub: operator.neg}
 

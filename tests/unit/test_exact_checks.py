@@ -45,3 +45,9 @@ def test_sandboxed_asserts_time_out_and_see_no_environment(monkeypatch):
 def test_boolq_answer_format():
     assert check_boolq(["Question: is water wet?\nAnswer: true", "Question: is it?\nAnswer: maybe"]) == {
         "answer_format_rate": 0.5}
+
+
+def test_a_long_run_of_digits_is_checked_in_linear_time():
+    # a generated row of ~30 digits once hung the benchmark: the equation pattern backtracked exponentially
+    row = "So the total is " + "1" * 5000 + " apples, and 3 + 4 = 7 pears"
+    assert gsm8k_equations(row) == [True]
