@@ -100,6 +100,43 @@ def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[
     return metrics, report.kept_texts
 
 
+def _training_from_checkpoint(checkpoint: Path) -> dict[str, Any]:
+    from synth_core.softprompt.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(checkpoint)[1]
+    losses = [loss for _, loss in meta.loss_history]
+    return {"first_loss": losses[0] if losses else None,
+            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,
+            "initial_heldout_nll": meta.eval_history[0][1] if meta.eval_history else None,
+            "heldout_nll": meta.eval_history[-1][1] if meta.eval_history else None, "steps": meta.step}
+
+
+def _train_and_generate(method: str, config: DomainConfig, scale: Scale, lm, sampler_lm, embedder, targets,
+                        out_dir: Path, path: Path, row: dict[str, Any]) -> None:
+    """Train the method's soft prompt (if it has one) and write its rows to `path`; timings into `row`."""
+    from synth_core.generation.factory import build_generator
+    from synth_core.generation.run import generate_to_parquet
+    from synth_core.softprompt.training import train_soft_prompt
+
+    timings = row["timings"]
+    if method in SOFT_VARIANTS:
+        variant_config = config.with_overrides({"soft_prompt.variant": method})
+        trained = _timed("train_s", timings, train_soft_prompt, variant_config, lm, embedder, targets,
+                         out_dir / config.name / method)
+        row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
+                                                             "heldout_nll", "steps", "tokens_per_second")}
+        generator, _ = build_generator(variant_config, trained.checkpoint_dir, lm=sampler_lm, embedder=embedder,
+                                       targets=targets)
+    else:
+        style = method.removeprefix("hard-prompt-")
+        generator, _ = build_generator(config.with_overrides({"generation.baseline_style": style}), None,
+                                       lm=sampler_lm, targets=targets)
+    settings = config.generation
+    generated = _timed("generate_s", timings, generate_to_parquet, generator, path,
+                       num_samples=settings.num_samples, batch_size=settings.batch_size, seed=settings.seed)
+    row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
+
+
 def parse_methods(text: str) -> tuple[str, ...]:
     """A comma-separated subset of METHODS, in METHODS order; empty means all."""
     chosen = {m.strip() for m in text.split(",") if m.strip()}
@@ -110,16 +147,17 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: tuple[str, ...] = METHODS,
-               ) -> dict[str, Any]:
+               reuse: bool = False) -> dict[str, Any]:
+    """Every method on one domain. With `reuse`, a method whose rows (and checkpoint) an earlier run left
+    in `out_dir` is scored again from them: a run that died late need not train and sample again."""
     import pandas as pd
     import torch
 
     from synth_core.bench.exact_checks import EXACT_CHECKS
     from synth_core.downstream import FinetuneSettings, finetune_and_score, mean_nll
-    from synth_core.generation.factory import build_generator
-    from synth_core.generation.run import generate_to_parquet
     from synth_core.models import load_embedder, load_frozen_lm
-    from synth_core.softprompt.training import train_soft_prompt
+    from synth_core.softprompt.checkpoint import is_checkpoint
+    from synth_core.softprompt.training import CHECKPOINT_DIR
     from synth_core.sources import TargetSplit, load_target_split
 
     config = scaled_config(config, scale)
@@ -135,27 +173,18 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
-    settings = config.generation
     methods: dict[str, dict[str, Any]] = {}
     for method in methods_run:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {"timings": timings}
-        if method in SOFT_VARIANTS:
-            variant_config = config.with_overrides({"soft_prompt.variant": method})
-            trained = _timed("train_s", timings, train_soft_prompt, variant_config, lm, embedder, targets,
-                             out_dir / config.name / method)
-            row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
-                                                                 "heldout_nll", "steps", "tokens_per_second")}
-            generator, _ = build_generator(variant_config, trained.checkpoint_dir, lm=sampler_lm, embedder=embedder,
-                                           targets=targets)
-        else:
-            style = method.removeprefix("hard-prompt-")
-            generator, _ = build_generator(config.with_overrides({"generation.baseline_style": style}), None,
-                                           lm=sampler_lm, targets=targets)
         path = out_dir / config.name / f"{method}.parquet"
-        generated = _timed("generate_s", timings, generate_to_parquet, generator, path,
-                           num_samples=settings.num_samples, batch_size=settings.batch_size, seed=settings.seed)
-        row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
+        checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
+        if reuse and path.exists() and (method not in SOFT_VARIANTS or is_checkpoint(checkpoint)):
+            row["reused"] = str(path)  # rows of an earlier run: scored again, not re-trained or re-generated
+            if method in SOFT_VARIANTS:
+                row["training"] = _training_from_checkpoint(checkpoint)
+        else:
+            _train_and_generate(method, config, scale, lm, sampler_lm, embedder, targets, out_dir, path, row)
         metrics, kept = _score(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
                                check, timings)
         row.update(metrics)
@@ -234,14 +263,14 @@ def plot_domain(domain: dict[str, Any], path: Path) -> None:
 
 
 def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir: Path = Path("domains"),
-                methods_run: tuple[str, ...] = METHODS) -> dict:
+                methods_run: tuple[str, ...] = METHODS, reuse: bool = False) -> dict:
     """Benchmark `methods_run` on each domain; write results.json, results.md and one plot per domain."""
     scale = SCALES[scale_name]
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = {"scale": scale_name, "settings": asdict(scale), "methods": list(methods_run), "domains": []}
     for name in domains:
-        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir, methods_run)
+        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir, methods_run, reuse)
         results["domains"].append(domain)
         plot_domain(domain, out_dir / f"{name}.png")
         (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--scale", choices=["smoke", "small", "full"], default="smoke")
     quality.add_argument("--methods", type=_methods, default="", help="comma-separated subset of "
                          "hard-prompt-plain, hard-prompt-chat, nsp, mpk, mc (default: all)")
+    quality.add_argument("--reuse", action="store_true", help="score rows (and soft prompts) an earlier run left "
+                         "in --out again instead of re-training and re-generating them")
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
@@ -47,7 +49,8 @@ def run_quality(args: argparse.Namespace) -> int:
     from synth_core.bench.quality import run_quality
     from synth_core.cli import emit
 
-    results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir, args.methods)
+    results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir, args.methods,
+                          args.reuse)
     summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
     emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
           "mauve": summary})

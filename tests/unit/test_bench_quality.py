@@ -42,3 +42,20 @@ def test_an_unknown_method_is_refused_by_name_before_any_work(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "unknown method(s) softsrv; choose from hard-prompt-plain" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_reuse_scores_an_earlier_runs_rows_again_without_training_or_sampling(tmp_path, capsys):
+    args = ["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(tmp_path),
+            "--methods", "mc,hard-prompt-plain", "--domains-dir", str(REPO / "domains")]
+    assert synth(args) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["domains"][0]["methods"]
+    rows_written = (tmp_path / "boolq" / "mc.parquet").stat().st_mtime_ns
+    assert synth([*args, "--reuse"]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())["domains"][0]["methods"]
+    assert (tmp_path / "boolq" / "mc.parquet").stat().st_mtime_ns == rows_written
+    for name in ("mc", "hard-prompt-plain"):
+        assert again[name]["reused"].endswith(f"{name}.parquet")
+        assert "train_s" not in again[name]["timings"] and "generate_s" not in again[name]["timings"]
+        assert again[name]["mauve"] == first[name]["mauve"]
+    assert again["mc"]["training"]["steps"] == first["mc"]["training"]["steps"] == 2
+    assert again["mc"]["training"]["heldout_nll"] == pytest.approx(first["mc"]["training"]["heldout_nll"])
