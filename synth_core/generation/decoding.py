@@ -10,7 +10,7 @@ baseline. It is a plain KV-cached decode loop rather than `generate`, because th
   when `generation.bf16` is set);
 - prefill left-padded prompts one row at a time, unpadded, into one left-padded KV cache: a batch of
   few-shot prompts of 370-800 tokens spends most of its time there, and padded attention over the
-  longest row costs more than running the rows alone (measured ~25% on GSM8K prompts).
+  longest row costs more than running the rows alone (50 GSM8K 3-shot prompts, bf16: 97.8 s -> 61.8 s).
 """
 
 from __future__ import annotations
