@@ -162,8 +162,8 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
 
     config = scaled_config(config, scale)
     lm, embedder = load_frozen_lm(config.generator), load_embedder(config.generator)
-    # sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples: bf16 wins on
-    # short rows (boolq) and loses on 192-token ones, where CPU attention in bf16 is the slower part
+    # sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples: on this CPU bf16
+    # speeds up the matmuls but slows decode attention over long rows (docs/BENCHMARKS.md)
     sampler_lm = replace(lm, model=copy.deepcopy(lm.model).to(torch.bfloat16)) if config.generation.bf16 else lm
     split = load_target_split(config)
     targets = TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4],
