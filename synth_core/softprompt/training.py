@@ -4,8 +4,9 @@ The prefix fed to the LM is only the soft tokens P_θ(z_i); the loss covers the 
 its end-of-sequence token, so the model learns to stop) and never the prefix or the padding.
 Padding is masked by the attention mask, not by token id: SmolLM2 pads with its EOS token.
 
-Batches are drawn from a generator seeded by (seed, step), so a run resumed from a checkpoint at
-step s sees exactly the batches the uninterrupted run would have seen.
+Batches are drawn from a generator seeded by (seed, pool), so a run resumed from a checkpoint at
+step s sees exactly the batches the uninterrupted run would have seen. Each pool of LENGTH_POOL
+batches is drawn at once and split by row length, so a batch pads little (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 # soft_prompt keys that may change between a checkpoint and a run that resumes it
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "eval_every", "log_every", "warm_start"}
+LENGTH_POOL = 8  # batches drawn together and sorted by length
 
 
 @dataclass
@@ -71,6 +73,23 @@ def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Ten
         input_ids[i, : len(row)] = torch.tensor(row)
         attention_mask[i, : len(row)] = 1
     return input_ids, attention_mask
+
+
+def batch_rows(lengths: np.ndarray, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Indices of the rows trained on at `step`.
+
+    Steps come in pools of up to LENGTH_POOL batches drawn without replacement; a pool's rows are
+    sorted by length and cut into batches, which the pool then visits in random order. Every row
+    is as likely as under plain random batches; only which rows share a batch changes.
+    """
+    pool_batches = max(1, min(LENGTH_POOL, len(lengths) // batch_size))
+    pool_index, slot = divmod(step, pool_batches)
+    rng = np.random.default_rng([seed, pool_index])
+    size = batch_size * pool_batches
+    pool = rng.choice(len(lengths), size=size, replace=len(lengths) < size)
+    pool = pool[np.argsort(lengths[pool], kind="stable")]
+    chosen = rng.permutation(pool_batches)[slot]
+    return pool[chosen * batch_size : (chosen + 1) * batch_size]
 
 
 def target_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, input_ids: torch.Tensor,
@@ -177,9 +196,9 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         load_optimizer_state(checkpoint_dir, optimizer)
 
     tokens_seen, ema = 0, None
+    train_lengths = np.array([len(row) for row in train_tokens])
     for step in range(resumed_from, cfg.steps):
-        picks = np.random.default_rng([cfg.seed, step]).choice(
-            len(train_tokens), size=cfg.batch_size, replace=len(train_tokens) < cfg.batch_size)
+        picks = batch_rows(train_lengths, cfg.batch_size, step, cfg.seed)
         input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
         nll, count = target_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
                                 attention_mask, cfg.bf16)
@@ -214,11 +233,16 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     if not is_checkpoint(checkpoint_dir) or resumed_from == cfg.steps:
         save_checkpoint(checkpoint_dir, soft_prompt, meta, optimizer)
     seconds = time.perf_counter() - started
-    losses = [loss for _, loss in meta.loss_history]
     return TrainResult(
-        checkpoint_dir=checkpoint_dir, checkpoint_hash=meta.theta_sha256, variant=cfg.variant, steps=meta.step,
-        resumed_from_step=resumed_from, first_loss=losses[0] if losses else None,
-        final_loss=float(np.mean(losses[-10:])) if losses else None,
-        initial_heldout_nll=meta.eval_history[0][1] if meta.eval_history else None,
-        heldout_nll=meta.eval_history[-1][1] if meta.eval_history else None, seconds=seconds,
+        checkpoint_dir=checkpoint_dir, checkpoint_hash=meta.theta_sha256, variant=cfg.variant,
+        resumed_from_step=resumed_from, **loss_summary(meta), seconds=seconds,
         tokens_per_second=tokens_seen / max(seconds, 1e-9), loss_history=meta.loss_history)
+
+
+def loss_summary(meta: CheckpointMeta) -> dict:
+    """The training curve in five numbers; the final loss is the mean of the last 10 steps (one step is noisy)."""
+    losses = [loss for _, loss in meta.loss_history]
+    return {"steps": meta.step, "first_loss": losses[0] if losses else None,
+            "final_loss": float(np.mean(losses[-10:])) if losses else None,
+            "initial_heldout_nll": meta.eval_history[0][1] if meta.eval_history else None,
+            "heldout_nll": meta.eval_history[-1][1] if meta.eval_history else None}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from synth_core.softprompt import VARIANT_REGISTRY, build_soft_prompt
 from synth_core.softprompt.checkpoint import load_checkpoint, save_checkpoint, theta_hash
-from synth_core.softprompt.training import collate, target_nll, tokenize_targets, train_soft_prompt
+from synth_core.softprompt.training import (
+    LENGTH_POOL,
+    batch_rows,
+    collate,
+    target_nll,
+    tokenize_targets,
+    train_soft_prompt,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -88,6 +96,22 @@ def test_checkpoint_round_trip_restores_theta_and_config(tiny_config, tiny_lm, e
     save_checkpoint(copy, prompt, meta)
     again, meta_again = load_checkpoint(copy)
     assert theta_hash(again) == theta_hash(prompt) and meta_again.to_dict() == meta.to_dict()
+
+
+def test_length_pooled_batches_pad_less_and_still_draw_every_row_evenly():
+    lengths = np.random.default_rng(1).integers(20, 192, 400)
+    batches = [batch_rows(lengths, 8, step, seed=0) for step in range(800)]
+    assert all(len(b) == 8 for b in batches)
+    pool = np.concatenate(batches[:LENGTH_POOL])
+    assert len(set(pool.tolist())) == 8 * LENGTH_POOL  # a pool draws without replacement
+    useful = np.mean([lengths[b].sum() / (8 * lengths[b].max()) for b in batches])
+    random_useful = np.mean([lengths[b].sum() / (8 * lengths[b].max())
+                             for b in (np.random.default_rng(s).choice(400, 8, replace=False) for s in range(800))])
+    assert useful > 0.85 and useful > random_useful + 0.1
+    counts = np.bincount(np.concatenate(batches), minlength=400)
+    assert counts.min() >= 4 and counts.max() <= 28  # 16 draws per row expected
+    assert np.array_equal(batch_rows(lengths, 8, 13, seed=0), batches[13])
+    assert len(batch_rows(lengths[:3], 8, 0, seed=0)) == 8  # fewer rows than a batch: drawn with replacement
 
 
 def test_resume_after_interruption_continues_the_same_run(tiny_config, tiny_lm, embedder, gsm8k_targets,
