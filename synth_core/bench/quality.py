@@ -19,9 +19,12 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synth_core.config import DomainConfig, load_domain
+
+if TYPE_CHECKING:
+    from synth_core.sources import TargetSplit
 
 log = logging.getLogger(__name__)
 SOFT_VARIANTS = ("nsp", "mpk", "mc")
@@ -67,7 +70,29 @@ def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
         "gate.min_rows": scale.gate_min_rows, "gate.max_rows": max(scale.num_samples, scale.test_rows)})
 
 
-def test_texts(config: DomainConfig, rows: int) -> list[str]:
+def load_bench_models(config: DomainConfig) -> tuple[Any, Any, Any]:
+    """The frozen LM (fp32: training uses bf16 autocast), the LM to sample with, and the embedder.
+
+    Sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples: on this
+    CPU bf16 speeds up the matmuls but slows decode attention over long rows (docs/BENCHMARKS.md).
+    """
+    import torch
+
+    from synth_core.models import load_embedder, load_frozen_lm
+
+    lm = load_frozen_lm(config.generator)
+    sampler_lm = replace(lm, model=copy.deepcopy(lm.model).to(torch.bfloat16)) if config.generation.bf16 else lm
+    return lm, sampler_lm, load_embedder(config.generator)
+
+
+def bench_targets(split: TargetSplit, scale: Scale) -> TargetSplit:
+    """The target rows a benchmark may train on, and the held-out rows its training curve is read on."""
+    from synth_core.sources import TargetSplit
+
+    return TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4], split.snapshot_hash)
+
+
+def real_test_texts(config: DomainConfig, rows: int) -> list[str]:
     """The domain's real test split (domains/data/<d>/test.jsonl), rendered with its own template."""
     import pandas as pd
 
@@ -98,17 +123,6 @@ def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[
                "diversity": report.to_dict()["shape"].get("synthetic", {}),
                "exact": exact_check(texts) if exact_check and texts else {}}
     return metrics, report.kept_texts
-
-
-def _training_from_checkpoint(checkpoint: Path) -> dict[str, Any]:
-    from synth_core.softprompt.checkpoint import load_checkpoint
-
-    meta = load_checkpoint(checkpoint)[1]
-    losses = [loss for _, loss in meta.loss_history]
-    return {"first_loss": losses[0] if losses else None,
-            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,
-            "initial_heldout_nll": meta.eval_history[0][1] if meta.eval_history else None,
-            "heldout_nll": meta.eval_history[-1][1] if meta.eval_history else None, "steps": meta.step}
 
 
 def _train_and_generate(method: str, config: DomainConfig, scale: Scale, lm, sampler_lm, embedder, targets,
@@ -151,24 +165,17 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     """Every method on one domain. With `reuse`, a method whose rows (and checkpoint) an earlier run left
     in `out_dir` is scored again from them: a run that died late need not train and sample again."""
     import pandas as pd
-    import torch
 
     from synth_core.bench.exact_checks import EXACT_CHECKS
     from synth_core.downstream import FinetuneSettings, finetune_and_score, mean_nll
-    from synth_core.models import load_embedder, load_frozen_lm
-    from synth_core.softprompt.checkpoint import is_checkpoint
-    from synth_core.softprompt.training import CHECKPOINT_DIR
-    from synth_core.sources import TargetSplit, load_target_split
+    from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
+    from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
+    from synth_core.sources import load_target_split
 
     config = scaled_config(config, scale)
-    lm, embedder = load_frozen_lm(config.generator), load_embedder(config.generator)
-    # sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples: on this CPU bf16
-    # speeds up the matmuls but slows decode attention over long rows (docs/BENCHMARKS.md)
-    sampler_lm = replace(lm, model=copy.deepcopy(lm.model).to(torch.bfloat16)) if config.generation.bf16 else lm
-    split = load_target_split(config)
-    targets = TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4],
-                          split.snapshot_hash)
-    test = test_texts(config, scale.test_rows)
+    lm, sampler_lm, embedder = load_bench_models(config)
+    targets = bench_targets(load_target_split(config), scale)
+    test = real_test_texts(config, scale.test_rows)
     check = EXACT_CHECKS.get(config.name)
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
@@ -182,7 +189,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         if reuse and path.exists() and (method not in SOFT_VARIANTS or is_checkpoint(checkpoint)):
             row["reused"] = str(path)  # rows of an earlier run: scored again, not re-trained or re-generated
             if method in SOFT_VARIANTS:
-                row["training"] = _training_from_checkpoint(checkpoint)
+                row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
             _train_and_generate(method, config, scale, lm, sampler_lm, embedder, targets, out_dir, path, row)
         metrics, kept = _score(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,

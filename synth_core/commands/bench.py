@@ -25,6 +25,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
+    sampling = kinds.add_parser("sampling", help="one soft prompt's rows per (temperature, top-p), MAUVE against the "
+                                "validation split (tuning never reads the test split)")
+    sampling.add_argument("domain_yaml", type=Path)
+    sampling.add_argument("--scale", choices=["smoke", "small", "full"], default="smoke")
+    sampling.add_argument("--variant", choices=["nsp", "mpk", "mc"], help="override soft_prompt.variant")
+    sampling.add_argument("--temperatures", default="1.0,0.85,0.7", help="comma-separated")
+    sampling.add_argument("--top-p", default="0.95", help="comma-separated; every pair with --temperatures is run")
+    sampling.add_argument("--checkpoint", type=Path, help="soft prompt to sample from (default: train one at "
+                          "--scale into --out, or reuse the one an earlier sweep left there)")
+    sampling.add_argument("--out", type=Path, required=True)
+    sampling.set_defaults(run=run_sampling)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -54,4 +65,22 @@ def run_quality(args: argparse.Namespace) -> int:
     summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
     emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
           "mauve": summary})
+    return 0
+
+
+def run_sampling(args: argparse.Namespace) -> int:
+    from synth_core.bench.sampling import parse_settings, run_sampling_sweep
+    from synth_core.cli import emit
+    from synth_core.config import load_domain
+
+    try:
+        settings = parse_settings(args.temperatures, args.top_p)
+    except ValueError as exc:
+        raise SystemExit(f"synth bench sampling: {exc}") from None
+    config = load_domain(args.domain_yaml)
+    if args.variant:
+        config = config.with_overrides({"soft_prompt.variant": args.variant})
+    results = run_sampling_sweep(config, args.scale, settings, args.out, args.checkpoint)
+    emit({"bench": "sampling", "domain": results["domain"], "variant": results["variant"], "out": str(args.out),
+          "mauve": {f"t{r['temperature']:g}-p{r['top_p']:g}": r.get("mauve") for r in results["settings"]}})
     return 0

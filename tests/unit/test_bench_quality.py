@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from synth_core.bench.quality import real_test_texts
 from synth_core.cli import main as synth
+from synth_core.config import load_domain
+from synth_core.sources import load_target_split
 from tests.unit.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -59,3 +62,32 @@ def test_reuse_scores_an_earlier_runs_rows_again_without_training_or_sampling(tm
         assert again[name]["mauve"] == first[name]["mauve"]
     assert again["mc"]["training"]["steps"] == first["mc"]["training"]["steps"] == 2
     assert again["mc"]["training"]["heldout_nll"] == pytest.approx(first["mc"]["training"]["heldout_nll"])
+
+
+def test_sampling_sweep_scores_each_setting_on_validation_rows_never_on_test(tmp_path, capsys):
+    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--variant", "nsp",
+                  "--temperatures", "1.0,0.7", "--top-p", "0.9", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["variant"] == "nsp" and set(summary["mauve"]) == {"t1-p0.9", "t0.7-p0.9"}
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["training"]["steps"] == 2 and results["validation_rows"] == 16
+    for row in results["settings"]:
+        assert 0.0 <= row["mauve"] <= 1.0 and 0.0 <= row["finished_fraction"] <= 1.0
+    assert (tmp_path / "sampling.png").stat().st_size > 1000 and "| 0.7 | 0.9 |" in (tmp_path / "results.md").read_text()
+    # the validation rows come from the held-out split, which shares no row with the test file
+    config = load_domain(REPO / "domains" / "boolq.yaml")
+    assert not set(load_target_split(config).heldout[:16]) & set(real_test_texts(config, 1000))
+    # a second sweep reuses the trained prompt and the rows already sampled
+    written = (tmp_path / "t1-p0.9.parquet").stat().st_mtime_ns
+    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--variant", "nsp",
+                  "--temperatures", "1.0", "--top-p", "0.9", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "t1-p0.9.parquet").stat().st_mtime_ns == written
+    assert "training" not in json.loads((tmp_path / "results.json").read_text())
+
+
+def test_sampling_sweep_refuses_a_bad_setting_by_name(tmp_path):
+    with pytest.raises(SystemExit, match="top_p=1.5"):
+        synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--top-p", "1.5", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--temperatures='hot'"):
+        synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--temperatures", "hot",
+               "--out", str(tmp_path)])
