@@ -3,8 +3,9 @@
 Every figure is measured in the same process on the same machine, so the ratios hold even when
 the machine is shared and noisy: generation tokens/s at several batch sizes (same soft-prefix length,
 same decoding, same number of new tokens), the prefill of a batch of left-padded prompts of unequal
-length (the few-shot baseline's cost), one training step, model load cold and cached, and the
-fraction of this machine's measured matmul peak that generation reaches.
+length (the few-shot baseline's cost), one training step, training on real GSM8K rows with random
+batches against length-pooled ones, model load cold and cached, and the fraction of this machine's
+measured matmul peak that generation reaches.
 """
 
 from __future__ import annotations
@@ -100,9 +101,43 @@ def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: 
     return {"seconds": seconds, "tokens_per_second": batch * length / seconds}
 
 
+def training_batches(lm: FrozenLM, token_rows: list[list[int]], batch: int, steps: int, bf16: bool) -> dict:
+    """Soft-prompt training steps on the same rows: random batches (padded to their longest row) against
+    the trainer's length-pooled batches; steps interleaved, so both see the same machine."""
+    import numpy as np
+
+    from synth_core.softprompt import build_soft_prompt
+    from synth_core.softprompt.training import batch_rows, collate, target_nll
+
+    prompt = build_soft_prompt("nsp", {"num_tokens": 16, "hidden_size": lm.hidden_size, "context_dim": 1})
+    lengths = np.array([len(row) for row in token_rows])
+    schemes = {"random": lambda step: np.random.default_rng([0, step]).choice(len(lengths), batch, replace=False),
+               "length_pooled": lambda step: batch_rows(lengths, batch, step, seed=0)}
+    figures = {name: {"seconds": 0.0, "tokens": 0, "padded_tokens": 0} for name in schemes}
+    for step in range(steps):
+        for name, rows_of in schemes.items():
+            input_ids, mask = collate([token_rows[i] for i in rows_of(step)], lm.tokenizer.pad_token_id)
+            started = time.perf_counter()
+            nll, count = target_nll(lm, prompt, torch.zeros(batch, 1), input_ids, mask, bf16)
+            (nll / count).backward()
+            prompt.zero_grad()
+            figures[name]["seconds"] += time.perf_counter() - started
+            figures[name]["tokens"] += count
+            figures[name]["padded_tokens"] += mask.numel()
+    result = {"batch": batch, "steps": steps, "rows": len(token_rows), "mean_length": float(lengths.mean()),
+              "bf16_autocast": bf16}
+    for name, f in figures.items():
+        result[name] = {"s_per_step": f["seconds"] / steps, "target_tokens_per_second": f["tokens"] / f["seconds"],
+                        "useful_token_fraction": f["tokens"] / f["padded_tokens"]}
+    result["speedup"] = result["length_pooled"]["target_tokens_per_second"] / result["random"][
+        "target_tokens_per_second"]
+    return result
+
+
 def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64, num_tokens: int = 16,
                    model: str = "embedded:smollm2-135m", repeats: int = 3, prompt_rows: int = 16,
-                   prompt_lengths: tuple[int, int] = (256, 768)) -> dict:
+                   prompt_lengths: tuple[int, int] = (256, 768), training_texts: list[str] | None = None,
+                   training_steps: int = 16) -> dict:
     torch.manual_seed(0)
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                  "cuda": torch.cuda.is_available()}}
@@ -145,6 +180,11 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
     results["training_step"] = {"batch": 8, "length": 64,
                                 "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
                                 "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}
+    if training_texts:
+        from synth_core.softprompt.training import tokenize_targets
+
+        results["training_batches"] = training_batches(lm, tokenize_targets(lm.tokenizer, training_texts, 192),
+                                                       batch=8, steps=training_steps, bf16=True)
     results["params"] = params
     results["settings"] = {"new_tokens": new_tokens, "prefix_tokens": num_tokens, "repeats": repeats,
                            "temperature": base.temperature, "top_p": base.top_p, "model": model}

@@ -14,6 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     throughput.add_argument("--new-tokens", type=int, default=64)
     throughput.add_argument("--model", default="embedded:smollm2-135m")
     throughput.add_argument("--repeats", type=int, default=3, help="best of N interleaved runs per figure")
+    throughput.add_argument("--training-domain", type=Path, default=Path("domains/gsm8k.yaml"),
+                            help="domain whose target rows the random vs length-pooled training batches use")
+    throughput.add_argument("--training-steps", type=int, default=16)
     throughput.set_defaults(run=run_throughput)
     quality = kinds.add_parser("quality", help="SoftSRV variants against the hard-prompt baseline, per domain")
     quality.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
@@ -41,9 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_throughput(args: argparse.Namespace) -> int:
     from synth_core.bench.throughput import run_throughput
     from synth_core.cli import emit
+    from synth_core.config import load_domain
+    from synth_core.sources import load_target_split
 
     batches = tuple(int(b) for b in args.batches.split(","))
-    emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats)})
+    texts = load_target_split(load_domain(args.training_domain)).train[:400]  # the `small` quality bench's rows
+    emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats,
+                                                  training_texts=texts, training_steps=args.training_steps)})
     return 0
 
 

@@ -7,13 +7,15 @@ import json
 import pytest
 
 from synth_core.cli import main as synth
+from tests.unit.conftest import REPO
 
 pytestmark = pytest.mark.unit
 
 
 def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     assert synth(["bench", "throughput", "--model", "embedded:tiny-random", "--batches", "1,2",
-                  "--new-tokens", "4", "--repeats", "1"]) == 0
+                  "--new-tokens", "4", "--repeats", "1", "--training-steps", "2",
+                  "--training-domain", str(REPO / "domains" / "gsm8k.yaml")]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [row["batch"] for row in result["generation"]] == [1, 2]
     for row in result["generation"]:
@@ -24,3 +26,8 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     assert prompts["speedup"] == pytest.approx(prompts["padded_batch_s"] / prompts["ours_s"])
     assert result["training_step"]["fp32"]["seconds"] > 0
     assert result["matmul_peak_gflops"]["fp32"] > 0
+    batches = result["training_batches"]
+    assert (batches["rows"], batches["steps"], batches["batch"]) == (400, 2, 8) and batches["mean_length"] > 50
+    assert batches["length_pooled"]["useful_token_fraction"] > batches["random"]["useful_token_fraction"]
+    assert batches["speedup"] == pytest.approx(batches["length_pooled"]["target_tokens_per_second"]
+                                               / batches["random"]["target_tokens_per_second"])
