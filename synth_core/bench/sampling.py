@@ -1,9 +1,10 @@
-"""Sampling sweep: one soft prompt's rows at several (temperature, top-p) settings, scored on validation.
+"""Sampling sweep: one method's rows at several (temperature, top-p) settings, scored on validation.
 
 The issue's rule is to tune on the training and validation splits only: here MAUVE is taken against
 the domain's held-out *validation* rows (never the test split, which `synth bench quality` keeps
-for its final figures). The soft prompt is trained once at the chosen scale, exactly as the quality
+for its final figures). A soft prompt is trained once at the chosen scale, exactly as the quality
 benchmark trains it, unless a checkpoint is given; every setting then samples from that one prompt.
+The hard-prompt baselines are swept the same way, so each method can be compared at its best setting.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synth_core.bench.quality import SCALES, bench_targets, load_bench_models, scaled_config
+from synth_core.bench.quality import SCALES, SOFT_VARIANTS, bench_targets, load_bench_models, scaled_config
 from synth_core.config import DomainConfig
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,10 @@ def parse_settings(temperatures: str, top_ps: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def run_sampling_sweep(config: DomainConfig, scale_name: str, settings: list[tuple[float, float]], out_dir: Path,
-                       checkpoint: Path | None = None) -> dict[str, Any]:
-    """Sample and score every setting; write results.json, results.md and sampling.png to `out_dir`."""
+def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, settings: list[tuple[float, float]],
+                       out_dir: Path, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Sample and score every setting of `method` (a soft-prompt variant or hard-prompt-plain/-chat);
+    write results.json, results.md and sampling.png to `out_dir`."""
     import pandas as pd
 
     from synth_core.generation.factory import build_generator
@@ -48,27 +50,29 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, settings: list[tup
     from synth_core.sources import load_target_split
 
     scale = SCALES[scale_name]
-    config = scaled_config(config, scale)
+    soft = method in SOFT_VARIANTS
+    config = scaled_config(config, scale).with_overrides(
+        {"soft_prompt.variant": method} if soft else {"generation.baseline_style": method.removeprefix("hard-prompt-")})
     out_dir.mkdir(parents=True, exist_ok=True)
     lm, sampler_lm, embedder = load_bench_models(config)
     split = load_target_split(config)
     targets = bench_targets(split, scale)
     validation = split.heldout[: scale.test_rows]
-    results: dict[str, Any] = {"domain": config.name, "scale": scale_name, "variant": config.soft_prompt.variant,
+    results: dict[str, Any] = {"domain": config.name, "scale": scale_name, "method": method,
                                "validation_rows": len(validation), "settings": []}
-    if checkpoint is None:
+    if soft and checkpoint is None:
         checkpoint = out_dir / CHECKPOINT_DIR
         if not is_checkpoint(checkpoint):
             trained = train_soft_prompt(config, lm, embedder, targets, out_dir)
             results["training"] = trained.summary()
-    results["checkpoint"] = str(checkpoint)
+    results["checkpoint"] = str(checkpoint) if soft else None
     for temperature, top_p in settings:
         name = f"t{temperature:g}-p{top_p:g}"
         path = out_dir / f"{name}.parquet"
         setting_config = config.with_overrides({"generation.temperature": temperature, "generation.top_p": top_p})
         row: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "rows": str(path)}
         if not path.exists():  # a sweep that died part-way resumes at the first setting it has no rows for
-            generator, _ = build_generator(setting_config, checkpoint, lm=sampler_lm, embedder=embedder,
+            generator, _ = build_generator(setting_config, checkpoint if soft else None, lm=sampler_lm, embedder=embedder,
                                            targets=targets)
             started = time.perf_counter()
             generate_to_parquet(generator, path, num_samples=config.generation.num_samples,
@@ -93,7 +97,7 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, settings: list[tup
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    lines = [f"### {results['domain']} {results['variant']}: MAUVE against {results['validation_rows']} validation rows",
+    lines = [f"### {results['domain']} {results['method']}: MAUVE against {results['validation_rows']} validation rows",
              "", "| temperature | top-p | MAUVE ± spread | reference | finished | length KS | duplicates |",
              "|---|---|---|---|---|---|---|"]
     for row in results["settings"]:
@@ -123,7 +127,7 @@ def plot_sweep(results: dict[str, Any], path: Path) -> None:
     axis.set_xlabel("temperature")
     axis.set_ylabel("MAUVE vs validation")
     axis.set_ylim(0, 1.05)
-    axis.set_title(f"{results['domain']} {results['variant']}")
+    axis.set_title(f"{results['domain']} {results['method']}")
     axis.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -28,11 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
-    sampling = kinds.add_parser("sampling", help="one soft prompt's rows per (temperature, top-p), MAUVE against the "
+    sampling = kinds.add_parser("sampling", help="one method's rows per (temperature, top-p), MAUVE against the "
                                 "validation split (tuning never reads the test split)")
     sampling.add_argument("domain_yaml", type=Path)
     sampling.add_argument("--scale", choices=["smoke", "small", "full"], default="smoke")
-    sampling.add_argument("--variant", choices=["nsp", "mpk", "mc"], help="override soft_prompt.variant")
+    sampling.add_argument("--method", choices=["mc", "mpk", "nsp", "hard-prompt-plain", "hard-prompt-chat"],
+                          default="mc", help="a soft-prompt variant or a hard-prompt baseline")
     sampling.add_argument("--temperatures", default="1.0,0.85,0.7", help="comma-separated")
     sampling.add_argument("--top-p", default="0.95", help="comma-separated; every pair with --temperatures is run")
     sampling.add_argument("--checkpoint", type=Path, help="soft prompt to sample from (default: train one at "
@@ -84,10 +85,8 @@ def run_sampling(args: argparse.Namespace) -> int:
         settings = parse_settings(args.temperatures, args.top_p)
     except ValueError as exc:
         raise SystemExit(f"synth bench sampling: {exc}") from None
-    config = load_domain(args.domain_yaml)
-    if args.variant:
-        config = config.with_overrides({"soft_prompt.variant": args.variant})
-    results = run_sampling_sweep(config, args.scale, settings, args.out, args.checkpoint)
-    emit({"bench": "sampling", "domain": results["domain"], "variant": results["variant"], "out": str(args.out),
+    results = run_sampling_sweep(load_domain(args.domain_yaml), args.scale, args.method, settings, args.out,
+                                 args.checkpoint)
+    emit({"bench": "sampling", "domain": results["domain"], "method": results["method"], "out": str(args.out),
           "mauve": {f"t{r['temperature']:g}-p{r['top_p']:g}": r.get("mauve") for r in results["settings"]}})
     return 0

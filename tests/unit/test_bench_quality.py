@@ -65,10 +65,10 @@ def test_reuse_scores_an_earlier_runs_rows_again_without_training_or_sampling(tm
 
 
 def test_sampling_sweep_scores_each_setting_on_validation_rows_never_on_test(tmp_path, capsys):
-    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--variant", "nsp",
+    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--method", "nsp",
                   "--temperatures", "1.0,0.7", "--top-p", "0.9", "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["variant"] == "nsp" and set(summary["mauve"]) == {"t1-p0.9", "t0.7-p0.9"}
+    assert summary["method"] == "nsp" and set(summary["mauve"]) == {"t1-p0.9", "t0.7-p0.9"}
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["training"]["steps"] == 2 and results["validation_rows"] == 16
     for row in results["settings"]:
@@ -79,10 +79,18 @@ def test_sampling_sweep_scores_each_setting_on_validation_rows_never_on_test(tmp
     assert not set(load_target_split(config).heldout[:16]) & set(real_test_texts(config, 1000))
     # a second sweep reuses the trained prompt and the rows already sampled
     written = (tmp_path / "t1-p0.9.parquet").stat().st_mtime_ns
-    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--variant", "nsp",
+    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--method", "nsp",
                   "--temperatures", "1.0", "--top-p", "0.9", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "t1-p0.9.parquet").stat().st_mtime_ns == written
     assert "training" not in json.loads((tmp_path / "results.json").read_text())
+
+
+def test_sampling_sweep_runs_the_hard_prompt_baseline_without_a_soft_prompt(tmp_path, capsys):
+    assert synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke",
+                  "--method", "hard-prompt-plain", "--temperatures", "0.7", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["method"] == "hard-prompt-plain" and results["checkpoint"] is None
+    assert not (tmp_path / "checkpoint").exists() and 0.0 <= results["settings"][0]["mauve"] <= 1.0
 
 
 def test_sampling_sweep_refuses_a_bad_setting_by_name(tmp_path):
