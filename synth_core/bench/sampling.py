@@ -72,8 +72,8 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
         setting_config = config.with_overrides({"generation.temperature": temperature, "generation.top_p": top_p})
         row: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "rows": str(path)}
         if not path.exists():  # a sweep that died part-way resumes at the first setting it has no rows for
-            generator, _ = build_generator(setting_config, checkpoint if soft else None, lm=sampler_lm, embedder=embedder,
-                                           targets=targets)
+            generator, _ = build_generator(setting_config, checkpoint if soft else None, lm=sampler_lm,
+                                           embedder=embedder, targets=targets)
             started = time.perf_counter()
             generate_to_parquet(generator, path, num_samples=config.generation.num_samples,
                                 batch_size=config.generation.batch_size, seed=config.generation.seed)
