@@ -45,12 +45,14 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
     from synth_core.quality.gate import GateInputError, run_gate
-    from synth_core.softprompt.checkpoint import is_checkpoint
+    from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, train_soft_prompt
     from synth_core.sources import load_target_split
 
     scale = SCALES[scale_name]
     soft = method in SOFT_VARIANTS
+    if checkpoint is not None and not soft:
+        raise ValueError(f"--checkpoint {checkpoint} is a soft prompt; method {method} samples without one")
     config = scaled_config(config, scale).with_overrides(
         {"soft_prompt.variant": method} if soft else {"generation.baseline_style": method.removeprefix("hard-prompt-")})
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,9 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
         if not is_checkpoint(checkpoint):
             trained = train_soft_prompt(config, lm, embedder, targets, out_dir)
             results["training"] = trained.summary()
+    if soft and load_checkpoint(checkpoint)[1].variant != method:
+        raise ValueError(f"soft prompt {checkpoint} is {load_checkpoint(checkpoint)[1].variant}, not {method}: "
+                         "pass the matching --method, or another --out")
     results["checkpoint"] = str(checkpoint) if soft else None
     for temperature, top_p in settings:
         name = f"t{temperature:g}-p{top_p:g}"

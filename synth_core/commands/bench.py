@@ -85,8 +85,11 @@ def run_sampling(args: argparse.Namespace) -> int:
         settings = parse_settings(args.temperatures, args.top_p)
     except ValueError as exc:
         raise SystemExit(f"synth bench sampling: {exc}") from None
-    results = run_sampling_sweep(load_domain(args.domain_yaml), args.scale, args.method, settings, args.out,
-                                 args.checkpoint)
+    try:
+        results = run_sampling_sweep(load_domain(args.domain_yaml), args.scale, args.method, settings, args.out,
+                                     args.checkpoint)
+    except ValueError as exc:
+        raise SystemExit(f"synth bench sampling: {exc}") from None
     emit({"bench": "sampling", "domain": results["domain"], "method": results["method"], "out": str(args.out),
           "mauve": {f"t{r['temperature']:g}-p{r['top_p']:g}": r.get("mauve") for r in results["settings"]}})
     return 0

@@ -83,6 +83,9 @@ def test_sampling_sweep_scores_each_setting_on_validation_rows_never_on_test(tmp
                   "--temperatures", "1.0", "--top-p", "0.9", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "t1-p0.9.parquet").stat().st_mtime_ns == written
     assert "training" not in json.loads((tmp_path / "results.json").read_text())
+    with pytest.raises(SystemExit, match="is nsp, not mc"):  # the prompt left in --out is another variant
+        synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--scale", "smoke", "--method", "mc",
+               "--temperatures", "1.0", "--out", str(tmp_path)])
 
 
 def test_sampling_sweep_runs_the_hard_prompt_baseline_without_a_soft_prompt(tmp_path, capsys):
