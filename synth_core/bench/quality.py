@@ -160,14 +160,34 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in chosen) or METHODS
 
 
+def downstream_loss(lm, rows: list[str], test: list[str], settings, no_finetune_loss: float,
+                    subsets: int = 1) -> dict[str, Any]:
+    """LoRA fine-tune on the first `settings.rows` rows and score on `test`. With `subsets` > 1, also on
+    the next disjoint slices of as many rows (as many as there are rows for), so the loss comes with
+    its spread over which rows were drawn: at 64 rows that spread can exceed the gaps between methods."""
+    import numpy as np
+
+    from synth_core.downstream import finetune_and_score
+
+    size = settings.rows
+    slices = [rows[i * size : (i + 1) * size] for i in range(subsets) if len(rows) >= (i + 1) * size] or [rows[:size]]
+    scored = [finetune_and_score(lm, rows_slice, test, settings, no_finetune_loss) for rows_slice in slices]
+    result = dict(scored[0])
+    if subsets > 1:
+        losses = [r["heldout_loss_after"] for r in scored]
+        result.update({"subset_losses": losses, "subset_mean": round(float(np.mean(losses)), 4),
+                       "subset_std": round(float(np.std(losses)), 4)})
+    return result
+
+
 def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: tuple[str, ...] = METHODS,
-               reuse: bool = False) -> dict[str, Any]:
+               reuse: bool = False, downstream_subsets: int = 1) -> dict[str, Any]:
     """Every method on one domain. With `reuse`, a method whose rows (and checkpoint) an earlier run left
     in `out_dir` is scored again from them: a run that died late need not train and sample again."""
     import pandas as pd
 
     from synth_core.bench.exact_checks import EXACT_CHECKS
-    from synth_core.downstream import FinetuneSettings, finetune_and_score, mean_nll
+    from synth_core.downstream import FinetuneSettings, mean_nll
     from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
     from synth_core.sources import load_target_split
@@ -195,13 +215,13 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         metrics, kept = _score(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
                                check, timings)
         row.update(metrics)
-        kept = kept[: scale.finetune_rows]  # downstream trains on what the gate would publish
-        row["downstream"] = (_timed("finetune_s", timings, finetune_and_score, lm, kept, test, finetune,
-                                  no_finetune_loss)
+        # downstream trains on what the gate would publish
+        row["downstream"] = (_timed("finetune_s", timings, downstream_loss, lm, kept, test, finetune,
+                                    no_finetune_loss, downstream_subsets)
                              if kept else {"error": "the gate kept no rows"})
         methods[method] = row
         log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
-    real = finetune_and_score(lm, targets.train[: scale.finetune_rows], test, finetune, no_finetune_loss)
+    real = downstream_loss(lm, targets.train, test, finetune, no_finetune_loss, downstream_subsets)
     reference = {"real_rows_finetuned": real, "no_finetune_loss": round(no_finetune_loss, 4),
                  "exact_on_real_test": check(test) if check else {}}
     hard = [m for m in methods if m.startswith("hard-prompt") and methods[m].get("mauve") is not None]
@@ -229,10 +249,16 @@ def markdown_table(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {mauve} | {m['leakage_rate']:.3f} | {m['duplicate_rate']:.3f} | "
                          f"{m['diversity'].get('distinct_2', float('nan')):.3f} | "
                          f"{m['diversity'].get('length_ks', float('nan')):.3f} | "
-                         f"{m['downstream'].get('heldout_loss_after', 'n/a')} | {exact} | "
+                         f"{_downstream_cell(m['downstream'])} | {exact} | "
                          f"{m['timings'].get('train_s', 0)} | {m['timings'].get('generate_s', 0)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _downstream_cell(downstream: dict[str, Any]) -> str:
+    if "subset_mean" in downstream:
+        return f"{downstream['subset_mean']} ± {downstream['subset_std']} ({len(downstream['subset_losses'])} subsets)"
+    return str(downstream.get("heldout_loss_after", "n/a"))
 
 
 def plot_domain(domain: dict[str, Any], path: Path) -> None:
@@ -251,7 +277,8 @@ def plot_domain(domain: dict[str, Any], path: Path) -> None:
         left.legend()
     left.set_ylabel("MAUVE vs real test")
     left.set_ylim(0, 1.05)
-    losses = {n: m["downstream"].get("heldout_loss_after") for n, m in domain["methods"].items()}
+    losses = {n: m["downstream"].get("subset_mean", m["downstream"].get("heldout_loss_after"))
+              for n, m in domain["methods"].items()}
     losses = {n: v for n, v in losses.items() if v is not None}
     right.bar(list(losses), list(losses.values()), color="tab:orange")
     right.axhline(domain["reference"]["no_finetune_loss"], color="gray", linestyle=":", label="no fine-tune")
@@ -270,14 +297,16 @@ def plot_domain(domain: dict[str, Any], path: Path) -> None:
 
 
 def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir: Path = Path("domains"),
-                methods_run: tuple[str, ...] = METHODS, reuse: bool = False) -> dict:
+                methods_run: tuple[str, ...] = METHODS, reuse: bool = False, downstream_subsets: int = 1) -> dict:
     """Benchmark `methods_run` on each domain; write results.json, results.md and one plot per domain."""
     scale = SCALES[scale_name]
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = {"scale": scale_name, "settings": asdict(scale), "methods": list(methods_run), "domains": []}
+    results = {"scale": scale_name, "settings": asdict(scale), "methods": list(methods_run),
+               "downstream_subsets": downstream_subsets, "domains": []}
     for name in domains:
-        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir, methods_run, reuse)
+        domain = run_domain(load_domain(domains_dir / f"{name}.yaml"), scale, out_dir, methods_run, reuse,
+                            downstream_subsets)
         results["domains"].append(domain)
         plot_domain(domain, out_dir / f"{name}.png")
         (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

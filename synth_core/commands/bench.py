@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "hard-prompt-plain, hard-prompt-chat, nsp, mpk, mc (default: all)")
     quality.add_argument("--reuse", action="store_true", help="score rows (and soft prompts) an earlier run left "
                          "in --out again instead of re-training and re-generating them")
+    quality.add_argument("--downstream-subsets", type=_positive, default=1, help="LoRA fine-tune on this many disjoint "
+                         "row subsets per method and report the loss's mean and spread (default: one)")
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
@@ -55,6 +57,12 @@ def run_throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _methods(text: str) -> tuple[str, ...]:
     from synth_core.bench.quality import parse_methods
 
@@ -69,7 +77,7 @@ def run_quality(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
 
     results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir, args.methods,
-                          args.reuse)
+                          args.reuse, args.downstream_subsets)
     summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
     emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
           "mauve": summary})

@@ -39,6 +39,21 @@ def test_a_chosen_subset_of_methods_runs_alone(tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["methods"] == ["hard-prompt-plain", "mc"]
 
 
+def test_downstream_loss_over_disjoint_row_subsets_reports_its_spread(tmp_path):
+    assert synth(["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(tmp_path),
+                  "--methods", "nsp", "--downstream-subsets", "3", "--domains-dir", str(REPO / "domains")]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["downstream_subsets"] == 3
+    real = results["domains"][0]["reference"]["real_rows_finetuned"]
+    assert len(real["subset_losses"]) == 3  # 24 target rows: three disjoint slices of 8
+    assert real["subset_mean"] == pytest.approx(sum(real["subset_losses"]) / 3, abs=1e-4)
+    assert real["heldout_loss_after"] == real["subset_losses"][0]
+    nsp = results["domains"][0]["methods"]["nsp"]["downstream"]
+    assert 1 <= len(nsp["subset_losses"]) <= 3 and "subsets)" in (tmp_path / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        synth(["bench", "quality", "--scale", "smoke", "--out", str(tmp_path), "--downstream-subsets", "0"])
+
+
 def test_an_unknown_method_is_refused_by_name_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         synth(["bench", "quality", "--scale", "smoke", "--out", str(tmp_path), "--methods", "mc,softsrv"])
