@@ -109,8 +109,8 @@ def _timed(stage: str, timings: dict, fn, *args, **kwargs):
     return result
 
 
-def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[dict[str, Any], list[str]]:
-    """Gate metrics of a method's rows (MAUVE against the test split) and the rows the filters kept."""
+def score_rows(config, texts, train, test, embedder, exact_check, timings) -> tuple[dict[str, Any], list[str]]:
+    """Gate metrics of a method's rows (MAUVE against `test`) and the rows the filters kept."""
     from synth_core.quality.gate import GateInputError, run_gate
 
     try:
@@ -125,29 +125,40 @@ def _score(config, texts, train, test, embedder, exact_check, timings) -> tuple[
     return metrics, report.kept_texts
 
 
-def _train_and_generate(method: str, config: DomainConfig, scale: Scale, lm, sampler_lm, embedder, targets,
-                        out_dir: Path, path: Path, row: dict[str, Any]) -> None:
-    """Train the method's soft prompt (if it has one) and write its rows to `path`; timings into `row`."""
+def method_config(config: DomainConfig, method: str) -> DomainConfig:
+    """The domain's config as `method` runs it: its soft-prompt variant, or its hard-prompt style."""
+    if method in SOFT_VARIANTS:
+        return config.with_overrides({"soft_prompt.variant": method})
+    return config.with_overrides({"generation.baseline_style": method.removeprefix("hard-prompt-")})
+
+
+def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, embedder, targets, path: Path):
+    """Write `config.generation.num_samples` rows to `path`: from the soft prompt at `checkpoint`, or from
+    the hard-prompt baseline when there is none (`config` from `method_config`)."""
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
+
+    generator, _ = build_generator(config, checkpoint, lm=sampler_lm, embedder=embedder, targets=targets)
+    settings = config.generation
+    return generate_to_parquet(generator, path, num_samples=settings.num_samples, batch_size=settings.batch_size,
+                               seed=settings.seed)
+
+
+def _train_and_generate(method: str, config: DomainConfig, lm, sampler_lm, embedder, targets, out_dir: Path,
+                        path: Path, row: dict[str, Any]) -> None:
+    """Train the method's soft prompt (if it has one) and write its rows to `path`; timings into `row`."""
     from synth_core.softprompt.training import train_soft_prompt
 
     timings = row["timings"]
+    config = method_config(config, method)
+    checkpoint = None
     if method in SOFT_VARIANTS:
-        variant_config = config.with_overrides({"soft_prompt.variant": method})
-        trained = _timed("train_s", timings, train_soft_prompt, variant_config, lm, embedder, targets,
+        trained = _timed("train_s", timings, train_soft_prompt, config, lm, embedder, targets,
                          out_dir / config.name / method)
         row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
                                                              "heldout_nll", "steps", "tokens_per_second")}
-        generator, _ = build_generator(variant_config, trained.checkpoint_dir, lm=sampler_lm, embedder=embedder,
-                                       targets=targets)
-    else:
-        style = method.removeprefix("hard-prompt-")
-        generator, _ = build_generator(config.with_overrides({"generation.baseline_style": style}), None,
-                                       lm=sampler_lm, targets=targets)
-    settings = config.generation
-    generated = _timed("generate_s", timings, generate_to_parquet, generator, path,
-                       num_samples=settings.num_samples, batch_size=settings.batch_size, seed=settings.seed)
+        checkpoint = trained.checkpoint_dir
+    generated = _timed("generate_s", timings, sample_method, config, checkpoint, sampler_lm, embedder, targets, path)
     row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
 
 
@@ -211,8 +222,8 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
             if method in SOFT_VARIANTS:
                 row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
-            _train_and_generate(method, config, scale, lm, sampler_lm, embedder, targets, out_dir, path, row)
-        metrics, kept = _score(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
+            _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row)
+        metrics, kept = score_rows(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
                                check, timings)
         row.update(metrics)
         # downstream trains on what the gate would publish

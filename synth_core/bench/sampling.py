@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synth_core.bench.quality import SCALES, SOFT_VARIANTS, bench_targets, load_bench_models, scaled_config
+from synth_core.bench.quality import (
+    SCALES,
+    SOFT_VARIANTS,
+    bench_targets,
+    load_bench_models,
+    method_config,
+    sample_method,
+    scaled_config,
+    score_rows,
+)
 from synth_core.config import DomainConfig
 
 log = logging.getLogger(__name__)
@@ -42,9 +51,6 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
     write results.json, results.md and sampling.png to `out_dir`."""
     import pandas as pd
 
-    from synth_core.generation.factory import build_generator
-    from synth_core.generation.run import generate_to_parquet
-    from synth_core.quality.gate import GateInputError, run_gate
     from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, train_soft_prompt
     from synth_core.sources import load_target_split
@@ -53,8 +59,7 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
     soft = method in SOFT_VARIANTS
     if checkpoint is not None and not soft:
         raise ValueError(f"--checkpoint {checkpoint} is a soft prompt; method {method} samples without one")
-    config = scaled_config(config, scale).with_overrides(
-        {"soft_prompt.variant": method} if soft else {"generation.baseline_style": method.removeprefix("hard-prompt-")})
+    config = method_config(scaled_config(config, scale), method)
     out_dir.mkdir(parents=True, exist_ok=True)
     lm, sampler_lm, embedder = load_bench_models(config)
     split = load_target_split(config)
@@ -67,9 +72,9 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
         if not is_checkpoint(checkpoint):
             trained = train_soft_prompt(config, lm, embedder, targets, out_dir)
             results["training"] = trained.summary()
-    if soft and load_checkpoint(checkpoint)[1].variant != method:
-        raise ValueError(f"soft prompt {checkpoint} is {load_checkpoint(checkpoint)[1].variant}, not {method}: "
-                         "pass the matching --method, or another --out")
+    if soft and (variant := load_checkpoint(checkpoint)[1].variant) != method:
+        raise ValueError(f"soft prompt {checkpoint} is {variant}, not {method}: pass the matching --method, "
+                         "or another --out")
     results["checkpoint"] = str(checkpoint) if soft else None
     for temperature, top_p in settings:
         name = f"t{temperature:g}-p{top_p:g}"
@@ -77,22 +82,13 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
         setting_config = config.with_overrides({"generation.temperature": temperature, "generation.top_p": top_p})
         row: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "rows": str(path)}
         if not path.exists():  # a sweep that died part-way resumes at the first setting it has no rows for
-            generator, _ = build_generator(setting_config, checkpoint if soft else None, lm=sampler_lm,
-                                           embedder=embedder, targets=targets)
             started = time.perf_counter()
-            generate_to_parquet(generator, path, num_samples=config.generation.num_samples,
-                                batch_size=config.generation.batch_size, seed=config.generation.seed)
+            sample_method(setting_config, checkpoint, sampler_lm, embedder, targets, path)
             row["generate_s"] = round(time.perf_counter() - started, 1)
         frame = pd.read_parquet(path)
         row["finished_fraction"] = round(float(frame["finished"].mean()), 3)
-        try:
-            report = run_gate(setting_config, frame["text"].tolist(), targets.train, validation,
-                              embed=embedder.encode_cached, identities={"benchmark": "sampling"})
-        except GateInputError as exc:
-            row["error"] = str(exc)
-        else:
-            row.update({**report.summary(), "mauve_spread": report.mauve.synthetic.spread if report.mauve else None,
-                        "length_ks": report.to_dict()["shape"].get("synthetic", {}).get("length_ks")})
+        metrics, _ = score_rows(setting_config, frame["text"].tolist(), targets.train, validation, embedder, None, {})
+        row.update({**metrics, "length_ks": metrics.get("diversity", {}).get("length_ks")})
         results["settings"].append(row)
         log.info("%s %s: MAUVE %s, finished %.2f", config.name, name, row.get("mauve"), row["finished_fraction"])
         (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

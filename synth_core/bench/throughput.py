@@ -181,10 +181,12 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
                                 "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
                                 "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}
     if training_texts:
+        from synth_core.bench.quality import SCALES
         from synth_core.softprompt.training import tokenize_targets
 
-        results["training_batches"] = training_batches(lm, tokenize_targets(lm.tokenizer, training_texts, 192),
-                                                       batch=8, steps=training_steps, bf16=True)
+        small = SCALES["small"]  # the quality bench's training sizes
+        rows = tokenize_targets(lm.tokenizer, training_texts, small.max_length)
+        results["training_batches"] = training_batches(lm, rows, small.batch_size, training_steps, bf16=True)
     results["params"] = params
     results["settings"] = {"new_tokens": new_tokens, "prefix_tokens": num_tokens, "repeats": repeats,
                            "temperature": base.temperature, "top_p": base.top_p, "model": model}

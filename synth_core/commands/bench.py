@@ -45,13 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_throughput(args: argparse.Namespace) -> int:
+    from synth_core.bench.quality import SCALES
     from synth_core.bench.throughput import run_throughput
     from synth_core.cli import emit
     from synth_core.config import load_domain
     from synth_core.sources import load_target_split
 
     batches = tuple(int(b) for b in args.batches.split(","))
-    texts = load_target_split(load_domain(args.training_domain)).train[:400]  # the `small` quality bench's rows
+    texts = load_target_split(load_domain(args.training_domain)).train[: SCALES["small"].target_rows]
     emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats,
                                                   training_texts=texts, training_steps=args.training_steps)})
     return 0
@@ -90,12 +91,8 @@ def run_sampling(args: argparse.Namespace) -> int:
     from synth_core.config import load_domain
 
     try:
-        settings = parse_settings(args.temperatures, args.top_p)
-    except ValueError as exc:
-        raise SystemExit(f"synth bench sampling: {exc}") from None
-    try:
-        results = run_sampling_sweep(load_domain(args.domain_yaml), args.scale, args.method, settings, args.out,
-                                     args.checkpoint)
+        results = run_sampling_sweep(load_domain(args.domain_yaml), args.scale, args.method,
+                                     parse_settings(args.temperatures, args.top_p), args.out, args.checkpoint)
     except ValueError as exc:
         raise SystemExit(f"synth bench sampling: {exc}") from None
     emit({"bench": "sampling", "domain": results["domain"], "method": results["method"], "out": str(args.out),
