@@ -189,7 +189,11 @@ class GateConfig:
     mauve_floor: float = 0.2
     mauve_fraction_of_reference: float = 0.8
     review_band: float = 0.1
-    max_leakage_rate: float = 0.01
+    leakage_margin: float = field(default=0.02, metadata={
+        "help": "how far the batch's near-copy rate may exceed real held-out rows' rate against the same train "
+                "rows: fail when the interval's lower bound exceeds it, review when the point estimate does"})
+    leakage_confidence: float = field(default=0.95, metadata={
+        "help": "two-sided level of the leakage rates' intervals (Wilson; Newcombe for their difference)"})
     max_duplicate_rate: float = 0.5
     mauve_features: Literal["embedder", "llm"] = "embedder"
     mauve_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -212,11 +216,13 @@ class GateConfig:
     sample_seed: int = field(default=0, metadata={"help": "seed for drawing the equal-size MAUVE samples"})
 
     def __post_init__(self) -> None:
-        for name in ("mauve_floor", "mauve_fraction_of_reference", "review_band", "max_leakage_rate",
+        for name in ("mauve_floor", "mauve_fraction_of_reference", "review_band", "leakage_margin",
                      "max_duplicate_rate", "near_duplicate_similarity", "leakage_similarity",
                      "leakage_ngram_overlap", "max_repetition", "max_length_ks"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"gate.{name}", value, "must be in [0, 1]")
+        _check(0.5 <= self.leakage_confidence < 1.0, "gate.leakage_confidence", self.leakage_confidence,
+               "must be in [0.5, 1)")
         _check(len(self.mauve_seeds) > 0, "gate.mauve_seeds", self.mauve_seeds, "needs at least one seed")
         _check(self.min_rows > 1, "gate.min_rows", self.min_rows, "must be > 1")
         _check(self.max_rows >= self.min_rows, "gate.max_rows", self.max_rows, "must be >= gate.min_rows")
@@ -369,11 +375,21 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     return value
 
 
+# Keys that older domain files may still carry, with what replaced them.
+REPLACED_KEYS = {
+    "gate.max_leakage_rate": "leakage is now judged against the near-copy rate of real held-out rows; "
+                             "remove the key (gate.leakage_margin sets the allowed excess, default 0.02)",
+}
+
+
 def _build(cls: type, data: dict, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        replaced = REPLACED_KEYS.get(prefix + unknown[0])
+        if replaced:
+            raise ValueError(f"{prefix}{unknown[0]}: no longer a setting; {replaced}")
         raise ValueError(f"{prefix}{unknown[0]}: unknown key (allowed: {', '.join(sorted(names))})")
     kwargs = {k: _convert(hints[k], v, prefix + k) for k, v in data.items()}
     missing = [f.name for f in dataclasses.fields(cls)

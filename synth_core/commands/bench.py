@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "--scale into --out, or reuse the one an earlier sweep left there)")
     sampling.add_argument("--out", type=Path, required=True)
     sampling.set_defaults(run=run_sampling)
+    leakage = kinds.add_parser("leakage", help="the gate's leakage criterion on real test rows (must pass) and on "
+                               "verbatim, upper-cased and 10%% planted copies of train rows (must fail)")
+    leakage.add_argument("--domains", default="boolq,gsm8k,mbpp", help="comma-separated seed domains")
+    leakage.add_argument("--domains-dir", type=Path, default=Path("domains"))
+    leakage.add_argument("--out", type=Path, required=True)
+    leakage.set_defaults(run=run_leakage)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -98,3 +104,14 @@ def run_sampling(args: argparse.Namespace) -> int:
     emit({"bench": "sampling", "domain": results["domain"], "method": results["method"], "out": str(args.out),
           "mauve": {f"t{r['temperature']:g}-p{r['top_p']:g}": r.get("mauve") for r in results["settings"]}})
     return 0
+
+
+def run_leakage(args: argparse.Namespace) -> int:
+    from synth_core.bench.leakage import run_leakage_bench
+    from synth_core.cli import emit
+
+    results = run_leakage_bench(args.domains.split(","), args.domains_dir, args.out)
+    emit({"bench": "leakage", "out": str(args.out), "all_as_expected": results["all_as_expected"],
+          "outcomes": {d["domain"]: {name: b["outcome"] for name, b in d["batches"].items()}
+                       for d in results["domains"]}})
+    return 0 if results["all_as_expected"] else 1

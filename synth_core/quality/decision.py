@@ -1,8 +1,9 @@
 """The gate's decision: a pure function of the measured figures and the domain's GateConfig.
 
 MAUVE is judged against a bar that is the larger of an absolute floor and a fraction of the
-real-vs-real reference score; a band just below the bar goes to a human (`review`). Leaking target
-rows or a batch that is mostly duplicates fails outright, whatever MAUVE says.
+real-vs-real reference score; a band just below the bar goes to a human (`review`). A batch that
+copies train rows clearly more often than real held-out rows do, or that is mostly duplicates, fails
+outright, whatever MAUVE says.
 """
 
 from __future__ import annotations
@@ -61,9 +62,27 @@ def _mauve_criterion(metrics: Mapping[str, float | None], gate: GateConfig) -> C
                      f"bar = {basis}")
 
 
+def leakage_criterion(metrics: Mapping[str, float | None], gate: GateConfig) -> Criterion:
+    """Near copies of train rows, judged against the rate of real held-out rows (see quality/leakage.py)."""
+    excess, low, high = metrics["leakage_excess"], metrics["leakage_excess_low"], metrics["leakage_excess_high"]
+    margin = gate.leakage_margin
+    measured = (f"near copies of train rows: batch {metrics['synthetic_copy_rate']:.1%} vs real held-out rows "
+                f"{metrics['reference_copy_rate']:.1%}, excess {excess:+.1%} "
+                f"({gate.leakage_confidence:.0%} interval {low:+.1%} to {high:+.1%})")
+    if low > margin:
+        return Criterion("leakage_excess", excess, margin, "<=", FAIL,
+                         f"{measured}: even the interval's lower bound exceeds gate.leakage_margin={margin}")
+    if excess > margin:
+        return Criterion("leakage_excess", excess, margin, "<=", REVIEW,
+                         f"{measured}: above gate.leakage_margin={margin}, but within the interval: "
+                         "needs a human review")
+    return Criterion("leakage_excess", excess, margin, "<=", PASS,
+                     f"{measured}: within gate.leakage_margin={margin}")
+
+
 def _rate_criteria(metrics: Mapping[str, float | None], gate: GateConfig) -> list[Criterion]:
     return [
-        _at_most("leakage_rate", metrics["leakage_rate"], gate.max_leakage_rate, "max_leakage_rate", FAIL),
+        leakage_criterion(metrics, gate),
         _at_most("duplicate_rate", metrics["duplicate_rate"], gate.max_duplicate_rate, "max_duplicate_rate", FAIL),
     ]
 
@@ -71,8 +90,9 @@ def _rate_criteria(metrics: Mapping[str, float | None], gate: GateConfig) -> lis
 def criteria(metrics: Mapping[str, float | None], gate: GateConfig) -> list[Criterion]:
     """Every criterion the gate checks, each with its value, threshold and outcome.
 
-    `metrics` needs leakage_rate, duplicate_rate and length_ks; mauve and mauve_reference may be
-    None (or absent) when too few rows survived the filters to score them.
+    `metrics` needs the leakage calibration (synthetic_copy_rate, reference_copy_rate, leakage_excess
+    and its interval leakage_excess_low/high), duplicate_rate and length_ks; mauve and mauve_reference
+    may be None (or absent) when too few rows survived the filters to score them.
     """
     checks = _rate_criteria(metrics, gate)
     if metrics.get("length_ks") is not None:

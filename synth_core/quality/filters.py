@@ -36,6 +36,7 @@ class DroppedRow:
 @dataclass
 class FilterResult:
     kept: list[int]  # positions in the synthetic batch, in order
+    screened: list[int]  # positions that passed the degenerate-text and PII screens and met the leakage check
     dropped: list[DroppedRow]
     length_bounds: tuple[float, float]
 
@@ -135,4 +136,4 @@ def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateCo
         i, earlier = survivors[unique[u]], survivors[unique[v]]
         dropped.append(DroppedRow(i, texts[i], "near_duplicate", f"cosine {similarity:.3f} to row {earlier}"))
     kept = sorted(survivors[unique[u]] for u in range(len(unique)) if u not in near)
-    return FilterResult(kept, sorted(dropped, key=lambda row: row.index), bounds)
+    return FilterResult(kept, survivors, sorted(dropped, key=lambda row: row.index), bounds)

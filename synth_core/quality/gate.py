@@ -15,7 +15,8 @@ import numpy as np
 from synth_core.config import DomainConfig, GateConfig
 from synth_core.quality.decision import decide, hard_failures
 from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
-from synth_core.quality.filters import count_by_reason, filter_batch
+from synth_core.quality.filters import FilterResult, count_by_reason, filter_batch
+from synth_core.quality.leakage import CalibratedLeakage, calibrated_leakage, leakage_metrics
 from synth_core.quality.mauve_score import CalibratedMauve, calibrated_mauve
 from synth_core.quality.report import GateReport, write_report
 from synth_core.quality.shape import ShapeMetrics, length_histogram, shape_metrics
@@ -56,6 +57,18 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
     return mauve, shape, length_histogram({"synthetic": synthetic, "real held-out": heldout})
 
 
+def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], target_heldout: Sequence[str],
+                               gate: GateConfig, embed: FeatureFn) -> tuple[FilterResult, CalibratedLeakage]:
+    """The filters (every copy of any target row removed), then the batch's near-copy rate of train rows
+    beside real held-out rows' rate, on the rows that reached the leakage check."""
+    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed)
+    screened = [texts[i] for i in filtered.screened]
+    leakage = calibrated_leakage(screened, unit_rows(embed(screened)), target_train,
+                                 unit_rows(embed(list(target_train))), target_heldout,
+                                 unit_rows(embed(list(target_heldout))), gate)
+    return filtered, leakage
+
+
 def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train: Sequence[str],
              target_heldout: Sequence[str], *, embed: FeatureFn | None = None,
              mauve_features: FeatureFn | None = None, identities: dict | None = None,
@@ -85,10 +98,11 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         mauve_features = CachedFeatures(mauve_features)
 
     texts = list(synthetic_texts)
-    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed)
+    filtered, leakage = filter_and_measure_leakage(texts, target_train, target_heldout, gate, embed)
     dropped = count_by_reason(filtered.dropped)
     rates = {"leakage_rate": dropped["leakage"] / len(texts),
-             "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts)}
+             "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts),
+             **leakage_metrics(leakage)}
     kept = [texts[i] for i in filtered.kept]
     if len(kept) >= gate.min_rows:
         mauve, shape, histogram = _score(kept, target_train, target_heldout, gate, embed, mauve_features)
@@ -105,7 +119,7 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
     settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
                 "length_bounds": list(filtered.length_bounds)}
     report = GateReport(decision, criteria, len(texts), kept, filtered.dropped, rates, mauve, shape, histogram,
-                        settings, identities)
+                        settings, identities, leakage)
     if out_dir is not None:
         write_report(report, Path(out_dir))
     return report

@@ -66,6 +66,19 @@ def _mauve_plot(mauve: dict, bar: float, review_band: float) -> str:
     return _png(figure)
 
 
+def _leakage_table(leakage: dict) -> str:
+    """Both rates with their intervals: real data copies train rows by chance too, so the batch is judged
+    by its excess over real held-out rows."""
+    level = f"{leakage['confidence']:.0%} interval"
+    rows = [[escape(name), f"{p['count']} of {p['rows']}", f"{p['rate']:.1%}", f"{p['low']:.1%} to {p['high']:.1%}"]
+            for name, p in (("synthetic batch", leakage["synthetic"]), ("real held-out rows", leakage["reference"]))]
+    rows.append(["excess (synthetic - real)", "", f"{leakage['excess']:+.1%}",
+                 f"{leakage['excess_low']:+.1%} to {leakage['excess_high']:+.1%}"])
+    table = _table(["rows", "near copies", "rate", level], rows)
+    return table + f"<p>Allowed excess (gate.leakage_margin): {leakage['margin']:.1%}. Every copy is removed " \
+                   "from the batch before publishing, whatever the decision.</p>"
+
+
 def _metrics_section(report: dict) -> str:
     criteria = _table(["metric", "value", "must be", "threshold", "outcome", "why"], [
         [escape(c["metric"]), _number(c["value"]), escape(c["comparison"]), _number(c["threshold"]),
@@ -80,6 +93,8 @@ def _metrics_section(report: dict) -> str:
                             ("reference: real train vs real held-out", mauve["reference"]))])]
         mauve_criterion = next(c for c in report["criteria"] if c["metric"] == "mauve")
         parts.append(_mauve_plot(mauve, mauve_criterion["threshold"], report["settings"]["gate"]["review_band"]))
+    if report.get("leakage"):
+        parts += ["<h2>Near copies of train rows</h2>", _leakage_table(report["leakage"])]
     if report["shape"]:
         names = list(report["shape"]["synthetic"])
         parts += ["<h2>Diversity and shape</h2>", _table(["metric", "synthetic", "real train (reference)"], [

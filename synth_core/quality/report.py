@@ -13,6 +13,7 @@ from pathlib import Path
 
 from synth_core.quality.decision import PASS, Criterion
 from synth_core.quality.filters import DROP_REASONS, DroppedRow, count_by_reason
+from synth_core.quality.leakage import CalibratedLeakage
 from synth_core.quality.mauve_score import CalibratedMauve
 from synth_core.quality.shape import ShapeMetrics
 
@@ -35,6 +36,7 @@ class GateReport:
     length_histogram: dict
     settings: dict
     identities: dict
+    leakage: CalibratedLeakage | None = None  # near-copy rates of the batch and of real held-out rows
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -56,6 +58,7 @@ class GateReport:
             "counts": self.counts(),
             "rates": self.rates,
             "mauve": self.mauve.to_dict() if self.mauve else None,
+            "leakage": self.leakage.to_dict() if self.leakage else None,
             "shape": {name: metrics.to_dict() for name, metrics in self.shape.items()},
             "length_histogram": self.length_histogram,
             "settings": self.settings,

@@ -12,10 +12,12 @@ from synth_core.commands.gate import EXIT_CODES
 from synth_core.config import ConfigError, GateConfig, from_dict
 from synth_core.quality import calibrated_mauve, decide
 from synth_core.quality.decision import mauve_bar
+from synth_core.quality.leakage import calibrate, leakage_metrics, wilson
 
 pytestmark = pytest.mark.unit
 
-CLEAN = {"leakage_rate": 0.0, "duplicate_rate": 0.0, "length_ks": 0.1}
+CLEAN = {"leakage_rate": 0.0, "duplicate_rate": 0.0, "length_ks": 0.1,
+         **leakage_metrics(calibrate(5, 300, 5, 300, GateConfig()))}
 
 
 def _outcomes(criteria) -> dict[str, str]:
@@ -38,11 +40,39 @@ def test_the_absolute_floor_applies_when_the_reference_is_low():
 
 
 def test_leakage_and_duplicates_fail_whatever_mauve_says():
-    gate = GateConfig(max_leakage_rate=0.01, max_duplicate_rate=0.5)
-    decision, criteria = decide({**CLEAN, "leakage_rate": 0.02, "mauve": 0.99, "mauve_reference": 0.99}, gate)
-    assert decision == "fail" and _outcomes(criteria)["leakage_rate"] == "fail"
+    gate = GateConfig(leakage_margin=0.02, max_duplicate_rate=0.5)
+    leaky = leakage_metrics(calibrate(40, 300, 7, 300, gate))  # 13.3% against real data's 2.3%
+    decision, criteria = decide({**CLEAN, **leaky, "mauve": 0.99, "mauve_reference": 0.99}, gate)
+    assert decision == "fail" and _outcomes(criteria)["leakage_excess"] == "fail"
     decision, _ = decide({**CLEAN, "duplicate_rate": 0.6, "mauve": 0.99, "mauve_reference": 0.99}, gate)
     assert decision == "fail"
+
+
+@pytest.mark.parametrize(("copies", "rows", "expected"), [
+    (7, 300, "pass"),    # as often as real held-out rows copy train rows: the boolq demo's failure, now a pass
+    (12, 300, "pass"),   # 4.0% against 2.3%: within the margin
+    (20, 300, "review"),  # 6.7%: above the margin, but the interval reaches below it
+    (60, 300, "fail"),   # 20%: the interval's lower bound is above the margin
+    (3, 40, "review"),   # 7.5% of a small batch: too few rows to fail it
+])
+def test_leakage_is_judged_against_real_heldout_rows_with_an_interval(copies, rows, expected):
+    gate = GateConfig(leakage_margin=0.02)
+    metrics = leakage_metrics(calibrate(copies, rows, 7, 300, gate))
+    decision, criteria = decide({**CLEAN, **metrics, "mauve": 0.99, "mauve_reference": 0.99}, gate)
+    leakage = next(c for c in criteria if c.metric == "leakage_excess")
+    assert decision == expected and leakage.outcome == expected
+    assert "real held-out rows 2.3%" in leakage.reason and "gate.leakage_margin=0.02" in leakage.reason
+
+
+def test_wilson_and_newcombe_intervals_match_published_values():
+    # Newcombe (1998), Stat. Med. 17:873, method 10 (hybrid score): 56/70 - 48/80 and 9/10 - 3/10
+    second = wilson(48, 80, 0.95)
+    assert (second.low, second.high) == pytest.approx((0.4904, 0.7003), abs=1e-4)
+    leakage = calibrate(56, 70, 48, 80, GateConfig())
+    assert (leakage.excess_low, leakage.excess_high) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    small = calibrate(9, 10, 3, 10, GateConfig())
+    assert (small.excess_low, small.excess_high) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    assert wilson(0, 50, 0.95).low == 0.0 and 0.0 < wilson(0, 50, 0.95).high < 0.08
 
 
 def test_a_length_shift_sends_the_batch_to_review():
@@ -51,7 +81,7 @@ def test_a_length_shift_sends_the_batch_to_review():
 
 
 def test_unscored_mauve_fails_with_the_setting_named():
-    decision, criteria = decide({"leakage_rate": 1.0, "duplicate_rate": 0.0, "kept_rows": 3}, GateConfig())
+    decision, criteria = decide({**CLEAN, "length_ks": None, "kept_rows": 3}, GateConfig())
     mauve = next(c for c in criteria if c.metric == "mauve")
     assert decision == "fail" and mauve.value is None and "gate.min_rows=20" in mauve.reason
 
@@ -79,6 +109,8 @@ def test_calibrated_mauve_on_precomputed_features_separates_shifted_data():
     ("mauve_num_buckets", "many", r"gate.mauve_num_buckets='many'"),
     ("length_quantiles", [0.9, 0.1], r"gate.length_quantiles=\[0.9, 0.1\]"),
     ("max_length_ks", 1.5, r"gate.max_length_ks=1.5: must be in \[0, 1\]"),
+    ("leakage_confidence", 1.0, r"gate.leakage_confidence=1.0: must be in \[0.5, 1\)"),
+    ("max_leakage_rate", 0.02, r"gate.max_leakage_rate: no longer a setting; leakage is now judged against"),
 ])
 def test_bad_gate_settings_are_refused_on_load(key, value, message):
     with pytest.raises(ConfigError, match=message):

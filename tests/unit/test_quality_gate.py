@@ -112,13 +112,17 @@ def test_same_inputs_and_seeds_give_the_same_report(real_report, config, targets
     assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
 
 
-def test_verbatim_copies_of_targets_fail_on_leakage(config, targets, embed):
-    report = _gate(config, targets.train[:60] + targets.heldout[:40], targets, embed)
+def test_verbatim_copies_of_targets_fail_on_leakage(config, targets, embed, tmp_path):
+    report = _gate(config, targets.train[:60] + targets.heldout[:40], targets, embed, out_dir=tmp_path)
     data = report.to_dict()
     assert report.decision == "fail"
+    # every copy of any target row is removed; the criterion counts copies of train rows against real data's rate
     assert data["counts"]["dropped_by_reason"]["leakage"] == 100 and data["rates"]["leakage_rate"] == 1.0
-    leakage = next(c for c in data["criteria"] if c["metric"] == "leakage_rate")
-    assert leakage["outcome"] == "fail" and "max_leakage_rate" in leakage["reason"]
+    assert data["leakage"]["synthetic"]["count"] == 60 and data["leakage"]["reference"]["rows"] == ROWS
+    leakage = next(c for c in data["criteria"] if c["metric"] == "leakage_excess")
+    assert leakage["outcome"] == "fail" and "gate.leakage_margin=0.02" in leakage["reason"]
+    page = (tmp_path / "gate_report.html").read_text()
+    assert "Near copies of train rows" in page and "real held-out rows" in page
 
 
 def test_another_domain_fails_on_mauve(config, targets, embed):
