@@ -23,7 +23,7 @@ system-deps:
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 demo: $(STAMP)
-	$(BIN)/python -m synth_core.demo
+	$(BIN)/python -m synth_core.demo $(if $(SEED),--seed $(SEED))
 
 ui: $(STAMP)
 	$(BIN)/python -m synth_core.demo ui

@@ -54,7 +54,7 @@ filter and gate the batch on calibrated MAUVE, then by the gate's decision:
 
 `quarantine` runs exactly when `publish` was skipped; `done` fails the run if anything failed.
 Every task writes under the run id's own prefix, so re-running a run never publishes twice.
-Trigger with params to override the sample count or the training steps, or to force retraining.
+Trigger with params to override the sample count, the training steps or the seeds, or to force retraining.
 """
 
 BROKEN_DOC = """
@@ -101,6 +101,8 @@ def domain_dag(domain: DomainFile) -> DAG:
             "num_samples": Param(None, type=["null", "integer"], minimum=1,
                                  description="override generation.num_samples"),
             "steps": Param(None, type=["null", "integer"], minimum=1, description="override soft_prompt.steps"),
+            "seed": Param(None, type=["null", "integer"], minimum=0,
+                          description="override soft_prompt.seed and generation.seed"),
             "force_retrain": Param(False, type="boolean", description="train even if nothing changed"),
         },
     )

@@ -9,6 +9,7 @@ bucket. At the end it prints the gate decision and where everything is.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -54,13 +55,18 @@ def ui() -> int:
     os.execve(command[0], command, airflow_env())
 
 
-def main() -> int:
-    if sys.argv[1:] == ["ui"]:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["ui"]:
         return ui()
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=None, help="training and sampling seed (default: the YAML's)")
+    args = parser.parse_args(argv)
+    conf = {**DEMO_CONF, **({"seed": args.seed} if args.seed is not None else {})}
     started = time.perf_counter()
     airflow("db", "migrate")
     airflow("dags", "reserialize")
-    airflow("dags", "test", f"synth__{DEMO_DOMAIN}", LOGICAL_DATE, "--conf", json.dumps(DEMO_CONF))
+    airflow("dags", "test", f"synth__{DEMO_DOMAIN}", LOGICAL_DATE, "--conf", json.dumps(conf))
     run_dir = newest_run(DEMO_DOMAIN)
     report = json.loads((run_dir / "gate" / "gate_report.json").read_text())
     published = sorted((REPO / "published").glob(f"domain={DEMO_DOMAIN}/date=*/run={run_dir.name}"))
@@ -82,6 +88,10 @@ def main() -> int:
     for folder in quarantined:
         print(f"quarantined batch {folder}")
     print("browse the run     make ui   (then http://localhost:8080, user admin, password in .airflow/)")
+    if not published:
+        print(f"\nNOT PUBLISHED: the gate decided {report['decision']!r} and nobody approved the batch; "
+              "the reasons above and the gate report say why.")
+        return 1
     return 0
 
 

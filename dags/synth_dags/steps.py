@@ -22,15 +22,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# DAG param -> dotted config key it overrides
-PARAM_OVERRIDES = {"num_samples": "generation.num_samples", "steps": "soft_prompt.steps"}
+# DAG param -> dotted config keys it overrides
+PARAM_OVERRIDES = {"num_samples": ("generation.num_samples",), "steps": ("soft_prompt.steps",),
+                   "seed": ("soft_prompt.seed", "generation.seed")}
 
 
 def run_config(config_path: str, params: Mapping[str, Any]) -> DomainConfig:
     """The domain's config with the run's non-empty overrides applied."""
     from synth_core.config import load_domain
 
-    overrides = {key: params[name] for name, key in PARAM_OVERRIDES.items() if params.get(name) is not None}
+    overrides = {key: params[name] for name, keys in PARAM_OVERRIDES.items() if params.get(name) is not None
+                 for key in keys}
     config = load_domain(config_path)
     return config.with_overrides(overrides) if overrides else config
 
