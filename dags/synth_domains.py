@@ -17,8 +17,9 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from synth_core.domains import DomainFile, discover_domains
 from synth_core.notify import notify_failure
-from synth_dags.domains import DomainFile, approved_asset, discover
+from synth_dags.assets import approved_asset
 from synth_dags.steps import gate_metrics, quarantine_reason, reviewer, run_step
 
 START = datetime(2025, 1, 1)
@@ -207,7 +208,7 @@ def broken_domain_dag(domain: DomainFile) -> DAG:
     return synth_broken_domain()
 
 
-for _domain in discover():
+for _domain in discover_domains():
     if _domain.config:
         domain_dag(_domain)
     else:

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetAny, Param, dag, get_current_context, task
 
-from synth_dags.domains import approved_asset, discover
+from synth_core.domains import discover_domains
+from synth_dags.assets import approved_asset
 
-DOMAINS = {domain.name: str(domain.path) for domain in discover() if domain.config}
+DOMAINS = {domain.name: str(domain.path) for domain in discover_domains() if domain.config}
 
 
 @dag(

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from synth_gate_review_pages import Links, detail_page, overview_page
 
 from synth_core import gate_history
+from synth_core.layout import dag_id_for
 
 URL_PREFIX = "/synth-gates"
 # the gate report is our own script-free HTML; serve it sandboxed all the same
@@ -49,7 +50,7 @@ def _links(request: Request) -> Links:
 
 def _may_read_runs(request: Request, user: Any, domain: str) -> bool:
     try:
-        requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=gate_history.dag_id_for(domain))(request, user)
+        requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=dag_id_for(domain))(request, user)
     except HTTPException as exc:
         if exc.status_code == 403:
             return False

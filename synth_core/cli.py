@@ -13,8 +13,8 @@ import json
 import logging
 import sys
 
-# subcommand modules under synth_core.commands, in the order a pipeline runs them
-COMMAND_MODULES = ("refresh", "validate", "train", "generate", "gate", "publish", "run", "bench")
+# subcommand modules under synth_core.commands: the config helper, then the steps in the order a pipeline runs them
+COMMAND_MODULES = ("config", "refresh", "validate", "train", "generate", "gate", "publish", "run", "bench")
 
 
 def emit(summary: dict) -> None:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from synth_core.pii_patterns import check_pattern_spec
+
 
 class ConfigError(ValueError):
     """A domain YAML is malformed or holds a bad value."""
@@ -27,6 +29,14 @@ class ConfigError(ValueError):
 def _check(condition: bool, key: str, value: Any, why: str) -> None:
     if not condition:
         raise ValueError(f"{key}={value!r}: {why}")
+
+
+def _check_pattern_specs(key: str, specs: list[str]) -> None:
+    for i, spec in enumerate(specs):
+        try:
+            check_pattern_spec(spec)
+        except ValueError as exc:
+            raise ValueError(f"{key}[{i}]={exc}") from None
 
 
 _READ_ONLY_SQL = re.compile(r"\s*(select|with)\b[^;]*;?\s*", re.IGNORECASE)
@@ -40,15 +50,19 @@ class SourceConfig:
     uri: str = field(default="", metadata={"help": "file path (relative to the YAML) or s3:// URI"})
     format: Literal["auto", "jsonl", "csv", "parquet"] = field(
         default="auto", metadata={"help": "file format; auto picks it from the file's suffix"})
-    query: str = field(default="", metadata={"help": "one read-only SELECT (or WITH) statement, for kind=sql"})
+    query: str = field(default="", metadata={
+        "help": "one read-only SELECT (or WITH) statement, for kind=sql"})
     conn_id: str = field(default="", metadata={"help": "Airflow connection id: the database (kind=sql) or "
                                                      "the S3 connection for an s3:// file (optional)"})
-    conn_env: str = field(default="", metadata={"help": "name of an env var holding a SQLAlchemy URL (kind=sql)"})
+    conn_env: str = field(default="", metadata={
+        "help": "name of an env var holding a SQLAlchemy URL (kind=sql)"})
     text_template: str = field(default="{text}", metadata={"help": "str.format template over source columns"})
     metadata_columns: list[str] = field(default_factory=list,
                                         metadata={"help": "source columns kept beside the text in the snapshot"})
-    holdout_fraction: float = 0.2
-    split_seed: int = 0
+    holdout_fraction: float = field(default=0.2, metadata={
+        "help": "share of target rows held out from training, for the gate's comparison"})
+    split_seed: int = field(default=0, metadata={
+        "help": "seed of the train/held-out split (same seed and rows, same split)"})
     max_rows: int = field(default=0, metadata={"help": "0 keeps all rows"})
 
     def __post_init__(self) -> None:
@@ -75,10 +89,13 @@ EXPECTATION_TARGETS = ("targets", "synthetic", "both")
 
 @dataclass
 class ValidationConfig:
-    min_rows: int = 10
-    max_rows: int = 10_000_000
-    text_length: list[int] = field(default_factory=lambda: [1, 100_000])
-    unique_text: bool = True
+    min_rows: int = field(default=10, metadata={
+        "help": "fewest rows a target snapshot or an approved synthetic batch may have"})
+    max_rows: int = field(default=10_000_000, metadata={
+        "help": "most rows a target snapshot or an approved synthetic batch may have"})
+    text_length: list[int] = field(default_factory=lambda: [1, 100_000], metadata={
+        "help": "[min, max] characters per text"})
+    unique_text: bool = field(default=True, metadata={"help": "every text must be distinct"})
     forbid_patterns: list[str] = field(
         default_factory=lambda: ["email", "phone", "card_number"],
         metadata={"help": "PII pattern names (email, phone, card_number, ...) or 'regex:<pattern>'"})
@@ -88,21 +105,10 @@ class ValidationConfig:
                           "kwargs: {column: text, regex: ...}, on: targets|synthetic|both (default both)}"})
 
     def __post_init__(self) -> None:
-        from synth_core.validation import PII_PATTERNS
-
         _check(0 <= self.min_rows <= self.max_rows, "validation.min_rows", self.min_rows, "must be <= max_rows")
         _check(len(self.text_length) == 2 and 0 <= self.text_length[0] <= self.text_length[1],
                "validation.text_length", self.text_length, "must be [min, max] with 0 <= min <= max")
-        for i, pattern in enumerate(self.forbid_patterns):
-            key = f"validation.forbid_patterns[{i}]"
-            if pattern.startswith("regex:"):
-                try:
-                    re.compile(pattern.removeprefix("regex:"))
-                except re.error as exc:
-                    raise ValueError(f"{key}={pattern!r}: not a valid regex ({exc})") from None
-            else:
-                _check(pattern in PII_PATTERNS, key, pattern,
-                       f"must be one of {sorted(PII_PATTERNS)} or 'regex:<pattern>'")
+        _check_pattern_specs("validation.forbid_patterns", self.forbid_patterns)
         for i, spec in enumerate(self.extra_expectations):
             key = f"validation.extra_expectations[{i}]"
             _check(set(spec) <= {"type", "kwargs", "on"}, key, spec, "allowed keys are type, kwargs, on")
@@ -129,23 +135,28 @@ VARIANTS = ("nsp", "mpk", "mc")
 
 @dataclass
 class SoftPromptConfig:
-    variant: str = "mc"
-    num_tokens: int = 16
-    steps: int = 300
-    learning_rate: float = 1.0e-3
-    weight_decay: float = 0.0
-    batch_size: int = 8
-    max_length: int = 256
-    grad_clip: float = 1.0
+    variant: str = field(default="mc", metadata={
+        "help": "nsp (one prompt), mpk (mixture of k prompts) or mc (MLP on the context vector)"})
+    num_tokens: int = field(default=16, metadata={"help": "soft tokens in the prompt prefix"})
+    steps: int = field(default=300, metadata={"help": "optimiser steps per training run"})
+    learning_rate: float = field(default=1.0e-3, metadata={
+        "help": "AdamW learning rate of the soft-prompt parameters"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    batch_size: int = field(default=8, metadata={"help": "target rows per training step"})
+    max_length: int = field(default=256, metadata={
+        "help": "tokens per target row; longer rows are truncated"})
+    grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 turns it off)"})
     mixture_size: int = field(default=8, metadata={"help": "k basis prompts for the mpk variant"})
     mlp_hidden: int = field(default=256, metadata={"help": "hidden width of the mc variant's MLP"})
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast for the frozen LM's forward pass"})
-    seed: int = 0
-    checkpoint_every: int = 50
-    eval_every: int = 50
-    eval_rows: int = 64
-    log_every: int = 10
-    warm_start: str = field(default="", metadata={"help": "checkpoint dir (relative to the YAML) to start from"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
+    checkpoint_every: int = field(default=50, metadata={
+        "help": "steps between checkpoints (training resumes from the last one)"})
+    eval_every: int = field(default=50, metadata={"help": "steps between held-out loss evaluations"})
+    eval_rows: int = field(default=64, metadata={"help": "held-out rows in each evaluation"})
+    log_every: int = field(default=10, metadata={"help": "steps between progress log lines"})
+    warm_start: str = field(default="", metadata={
+        "help": "checkpoint dir (relative to the YAML) to start from"})
 
     def __post_init__(self) -> None:
         _check(self.variant in VARIANTS, "soft_prompt.variant", self.variant, f"must be one of {VARIANTS}")
@@ -158,15 +169,19 @@ class SoftPromptConfig:
 
 @dataclass
 class GenerationConfig:
-    num_samples: int = 1000
-    shards: int = 1
-    batch_size: int = 16
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_new_tokens: int = 256
+    num_samples: int = field(default=1000, metadata={"help": "synthetic rows per run, over all shards"})
+    shards: int = field(default=1, metadata={
+        "help": "generate tasks the batch is split over (Airflow dynamic task mapping)"})
+    batch_size: int = field(default=16, metadata={"help": "rows sampled together"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of sampling"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
+    max_new_tokens: int = field(default=256, metadata={
+        "help": "token cap per row; a row that reaches it is cut off"})
     context_noise: float = field(default=0.0, metadata={"help": "std of Gaussian noise on context vectors"})
-    context_sampling: Literal["round_robin", "random"] = "round_robin"
-    seed: int = 0
+    context_sampling: Literal["round_robin", "random"] = field(default="round_robin", metadata={
+        "help": "which target's context vector each row uses: round_robin or random"})
+    seed: int = field(default=0, metadata={
+        "help": "sampling seed (same seed, checkpoint and settings: same rows)"})
     baseline_shots: int = field(default=3, metadata={"help": "few-shot examples in the hard-prompt baseline"})
     baseline_style: Literal["plain", "chat"] = field(
         default="plain", metadata={"help": "plain few-shot continuation, or the model's chat template"})
@@ -186,28 +201,41 @@ class GenerationConfig:
 
 @dataclass
 class GateConfig:
-    mauve_floor: float = 0.2
-    mauve_fraction_of_reference: float = 0.8
-    review_band: float = 0.1
+    mauve_floor: float = field(default=0.2, metadata={"help": "lowest MAUVE bar, whatever the reference"})
+    mauve_fraction_of_reference: float = field(default=0.8, metadata={
+        "help": "the bar as a fraction of the real-vs-real MAUVE reference"})
+    review_band: float = field(default=0.1, metadata={
+        "help": "how far below the bar a batch goes to human review instead of failing"})
     leakage_margin: float = field(default=0.02, metadata={
-        "help": "how far the batch's near-copy rate may exceed real held-out rows' rate against the same train "
-                "rows: fail when the interval's lower bound exceeds it, review when the point estimate does"})
+        "help": "how far the batch's near-copy rate may exceed real held-out rows' rate against the same "
+                "train rows: fail when the interval's lower bound exceeds it, review when the point estimate does"})
     leakage_confidence: float = field(default=0.95, metadata={
         "help": "two-sided level of the leakage rates' intervals (Wilson; Newcombe for their difference)"})
-    max_duplicate_rate: float = 0.5
-    mauve_features: Literal["embedder", "llm"] = "embedder"
-    mauve_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    mauve_num_buckets: int | str = "auto"
-    mauve_scaling_factor: float = 5.0
+    max_duplicate_rate: float = field(default=0.5, metadata={
+        "help": "share of exact or near duplicate rows above which the batch fails"})
+    mauve_features: Literal["embedder", "llm"] = field(default="embedder", metadata={
+        "help": "features MAUVE compares: embedder (sentence embeddings) or llm (the generator's hidden "
+                "states)"})
+    mauve_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={
+        "help": "k-means seeds; MAUVE is the mean over them"})
+    mauve_num_buckets: int | str = field(default="auto", metadata={
+        "help": "k-means clusters, or auto (one per ten rows)"})
+    mauve_scaling_factor: float = field(default=5.0, metadata={
+        "help": "mauve-text's divergence scaling factor"})
     max_rows: int = field(default=1000, metadata={"help": "rows per side used for MAUVE"})
     min_rows: int = field(default=20, metadata={"help": "fewer kept rows than this cannot be scored"})
-    near_duplicate_similarity: float = 0.95
-    leakage_similarity: float = 0.95
-    leakage_ngram: int = 8
-    leakage_ngram_overlap: float = 0.8
-    max_repetition: float = 0.5
-    length_quantiles: list[float] = field(default_factory=lambda: [0.0, 1.0])
-    length_slack: float = 0.5
+    near_duplicate_similarity: float = field(default=0.95, metadata={
+        "help": "cosine similarity at which two synthetic rows count as near duplicates"})
+    leakage_similarity: float = field(default=0.95, metadata={
+        "help": "cosine similarity to a target row at which a synthetic row counts as a near copy"})
+    leakage_ngram: int = field(default=8, metadata={"help": "word n-gram length of the lexical copy check"})
+    leakage_ngram_overlap: float = field(default=0.8, metadata={
+        "help": "share of a row's n-grams found in target rows at which it counts as a copy"})
+    max_repetition: float = field(default=0.5, metadata={
+        "help": "share of repeated word trigrams above which a row is dropped as degenerate"})
+    length_quantiles: list[float] = field(default_factory=lambda: [0.0, 1.0], metadata={
+        "help": "[low, high] quantiles of target lengths that bound a row's length"})
+    length_slack: float = field(default=0.5, metadata={"help": "relative widening of those length bounds"})
     pii_patterns: list[str] = field(
         default_factory=lambda: ["email", "phone", "card_number"],
         metadata={"help": "PII pattern names (as in validation.forbid_patterns) or 'regex:<pattern>'"})
@@ -235,13 +263,7 @@ class GateConfig:
         _check(len(low_high) == 2 and 0.0 <= low_high[0] <= low_high[1] <= 1.0, "gate.length_quantiles", low_high,
                "must be [low, high] with 0 <= low <= high <= 1")
         _check(self.length_slack >= 0.0, "gate.length_slack", self.length_slack, "must be >= 0")
-        from synth_core.quality.pii import check_pattern_spec  # shares validation's PII_PATTERNS
-
-        for i, spec in enumerate(self.pii_patterns):
-            try:
-                check_pattern_spec(spec)
-            except ValueError as exc:
-                raise ValueError(f"gate.pii_patterns[{i}]={exc}") from None
+        _check_pattern_specs("gate.pii_patterns", self.pii_patterns)
 
 
 def _check_store_uri(key: str, uri: str) -> None:
@@ -250,10 +272,13 @@ def _check_store_uri(key: str, uri: str) -> None:
 
 @dataclass
 class PublishConfig:
-    uri: str = field(default="file://published", metadata={"help": "file:// (relative to cwd) or s3://bucket/prefix"})
+    uri: str = field(default="file://published", metadata={
+        "help": "file:// (relative to cwd) or s3://bucket/prefix"})
     quarantine_uri: str = field(default="", metadata={"help": "defaults to <uri>/_quarantine"})
-    conn_id: str = field(default="", metadata={"help": "Airflow aws connection; empty uses boto3's normal chain"})
-    license: str = "see target data provenance"
+    conn_id: str = field(default="", metadata={
+        "help": "Airflow aws connection; empty uses boto3's normal chain"})
+    license: str = field(default="see target data provenance", metadata={
+        "help": "license line of the dataset card (the target data's license applies to derivatives)"})
     max_attempts: int = field(default=4, metadata={"help": "tries of the whole (idempotent) publish"})
     retry_backoff_s: float = field(default=2.0, metadata={"help": "first back-off; doubles after each try"})
 
@@ -272,7 +297,8 @@ class PublishConfig:
 @dataclass
 class StoreConfig:
     uri: str = field(default="file://artifacts", metadata={"help": "artifact store root, file:// or s3://"})
-    conn_id: str = field(default="", metadata={"help": "Airflow aws connection; empty uses boto3's normal chain"})
+    conn_id: str = field(default="", metadata={
+        "help": "Airflow aws connection; empty uses boto3's normal chain"})
 
     def __post_init__(self) -> None:
         _check_store_uri("store.uri", self.uri)
@@ -280,19 +306,30 @@ class StoreConfig:
 
 @dataclass
 class DomainConfig:
-    name: str
-    description: str = ""
-    owner: str = "data-platform"
-    schedule: str | None = "@weekly"
-    tags: list[str] = field(default_factory=list)
-    source: SourceConfig = field(default_factory=SourceConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
-    store: StoreConfig = field(default_factory=StoreConfig)
+    name: str = field(metadata={
+        "help": "domain name: lower-case letters, digits and _; the DAG id is synth__<name>"})
+    description: str = field(default="", metadata={
+        "help": "one line on what the domain's texts are (DAG doc and dataset card)"})
+    owner: str = field(default="data-platform", metadata={"help": "Airflow owner of the DAG"})
+    schedule: str | None = field(default="@weekly", metadata={
+        "help": "cron expression, @daily, @weekly, or null for manual runs"})
+    tags: list[str] = field(default_factory=list, metadata={"help": "extra Airflow tags"})
+    source: SourceConfig = field(default_factory=SourceConfig, metadata={
+        "help": "where the governed target rows come from"})
+    validation: ValidationConfig = field(default_factory=ValidationConfig, metadata={
+        "help": "Great Expectations checks on targets and on the approved synthetic batch"})
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig, metadata={
+        "help": "the frozen LM and the sentence embedder"})
+    soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig, metadata={
+        "help": "SoftSRV soft-prompt training"})
+    generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={
+        "help": "sampling the synthetic batch"})
+    gate: GateConfig = field(default_factory=GateConfig, metadata={
+        "help": "filters and the MAUVE / leakage gate"})
+    publish: PublishConfig = field(default_factory=PublishConfig, metadata={
+        "help": "where approved (and quarantined) batches go"})
+    store: StoreConfig = field(default_factory=StoreConfig, metadata={
+        "help": "the run-scoped artifact store"})
     base_dir: str = field(default=".", metadata={"help": "set on load: the YAML's folder"})
 
     def __post_init__(self) -> None:
@@ -407,21 +444,6 @@ def from_dict(data: Any, origin: str = "<dict>") -> DomainConfig:
         return _build(DomainConfig, data)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-
-
-DAG_ID_PREFIX = "synth__"
-
-
-def domains_dir() -> Path:
-    """Where the domain YAMLs live: `$SYNTH_DOMAINS_DIR`, else the repository's `domains/` folder."""
-    import os
-
-    return Path(os.environ.get("SYNTH_DOMAINS_DIR") or Path(__file__).resolve().parents[1] / "domains")
-
-
-def dag_id_for(domain: str) -> str:
-    """The Airflow DAG id of a domain's pipeline."""
-    return f"{DAG_ID_PREFIX}{domain}"
 
 
 def load_domain(path: str | Path) -> DomainConfig:

@@ -17,6 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+from synth_core.layout import (
+    DATASET_CARD,
+    GATE_REPORT_HTML,
+    GATE_REPORT_JSON,
+    GATE_STEP,
+    MANIFEST,
+    dag_id_for,
+    latest_key,
+    partition_prefix,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DOMAIN = "boolq"
 DEMO_CONF = {"num_samples": 400, "steps": 40, "force_retrain": True}
@@ -41,7 +52,8 @@ def airflow(*args: str) -> None:
 
 
 def newest_run(domain: str) -> Path:
-    runs = sorted((REPO / "artifacts" / domain).glob("*/gate/gate_report.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted((REPO / "artifacts" / domain).glob(f"*/{GATE_STEP}/{GATE_REPORT_JSON}"),
+                  key=lambda p: p.stat().st_mtime)
     if not runs:
         raise SystemExit(f"no gate report under {REPO / 'artifacts' / domain}: the DAG did not reach the gate")
     return runs[-1].parents[1]
@@ -66,25 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     airflow("db", "migrate")
     airflow("dags", "reserialize")
-    airflow("dags", "test", f"synth__{DEMO_DOMAIN}", LOGICAL_DATE, "--conf", json.dumps(conf))
+    airflow("dags", "test", dag_id_for(DEMO_DOMAIN), LOGICAL_DATE, "--conf", json.dumps(conf))
     run_dir = newest_run(DEMO_DOMAIN)
-    report = json.loads((run_dir / "gate" / "gate_report.json").read_text())
-    published = sorted((REPO / "published").glob(f"domain={DEMO_DOMAIN}/date=*/run={run_dir.name}"))
-    quarantined = sorted((REPO / "published").glob(f"_quarantine/domain={DEMO_DOMAIN}/date=*/run={run_dir.name}"))
+    report = json.loads((run_dir / GATE_STEP / GATE_REPORT_JSON).read_text())
+    partitions = partition_prefix(DEMO_DOMAIN, "*", run_dir.name)
+    published = sorted((REPO / "published").glob(partitions))
+    quarantined = sorted((REPO / "published" / "_quarantine").glob(partitions))
     mauve = report.get("mauve") or {}
     print("\n=== demo finished in %.0f s ===" % (time.perf_counter() - started))
-    print(f"domain            {DEMO_DOMAIN} (DAG synth__{DEMO_DOMAIN}, run {run_dir.name})")
+    print(f"domain            {DEMO_DOMAIN} (DAG {dag_id_for(DEMO_DOMAIN)}, run {run_dir.name})")
     print(f"gate decision     {report['decision']}: {'; '.join(report.get('reasons', []))}")
     if mauve:
         print(f"MAUVE             synthetic {mauve['synthetic']['mean']:.3f} vs real-vs-real reference "
               f"{mauve['reference']['mean']:.3f}")
-    print(f"gate report       {run_dir / 'gate' / 'gate_report.html'}")
+    print(f"gate report       {run_dir / GATE_STEP / GATE_REPORT_HTML}")
     print(f"run artifacts     {run_dir}")
     for folder in published:
         print(f"published data    {folder}/part-*.parquet")
-        print(f"manifest          {folder / 'manifest.json'}")
-        print(f"dataset card      {folder / 'README.md'}")
-        print(f"latest pointer    {REPO / 'published' / f'domain={DEMO_DOMAIN}' / '_latest.json'}")
+        print(f"manifest          {folder / MANIFEST}")
+        print(f"dataset card      {folder / DATASET_CARD}")
+        print(f"latest pointer    {REPO / 'published' / latest_key(DEMO_DOMAIN)}")
     for folder in quarantined:
         print(f"quarantined batch {folder}")
     print("browse the run     make ui   (then http://localhost:8080, user admin, password in .airflow/)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synth_core.config import DomainConfig
-from synth_core.publish import MANIFEST, latest_key
+from synth_core.layout import MANIFEST, latest_key
 from synth_core.store import ArtifactStore, open_store
 
 

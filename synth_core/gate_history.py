@@ -15,15 +15,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_core.config import ConfigError, DomainConfig, dag_id_for, domains_dir, load_domain
-from synth_core.store import ArtifactStore, StoreError, open_store, run_prefix
+from synth_core.config import DomainConfig
+from synth_core.domains import discover_domains, domains_dir
+from synth_core.layout import (
+    GATE_REPORT_JSON,
+    GATE_STEP,
+    MANIFEST,
+    VALIDATION_JSON,
+    VALIDATION_STEPS,
+    dag_id_for,
+    gate_report_html_key,
+    gate_report_key,
+    latest_key,
+    run_prefix,
+)
+from synth_core.store import ArtifactStore, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
-GATE_STEP = "gate"
-REPORT_JSON, REPORT_HTML = "gate_report.json", "gate_report.html"
-VALIDATION_STEPS = {"targets": "validate_targets", "synthetic": "validate_synthetic"}
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -35,22 +44,13 @@ class BrokenDomain:
 
 
 def load_domains(folder: Path | None = None) -> tuple[list[DomainConfig], list[BrokenDomain]]:
-    """Every `*.yaml` / `*.yml` in `folder` (sorted by domain name), and the ones that failed to load."""
+    """The domains `discover_domains` finds (sorted by name; each has a DAG), and the files that failed to load."""
     folder = folder or domains_dir()
-    configs: list[DomainConfig] = []
-    broken: list[BrokenDomain] = []
     if not folder.is_dir():
         return [], [BrokenDomain(str(folder), "domains folder not found (set SYNTH_DOMAINS_DIR)")]
-    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        try:
-            configs.append(load_domain(path))
-        except ConfigError as exc:
-            broken.append(BrokenDomain(str(path), str(exc)))
-    names = [c.name for c in configs]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    for name in duplicated:
-        broken.append(BrokenDomain(str(folder), f"domain name {name!r} is defined by more than one YAML"))
-    return sorted((c for c in configs if c.name not in duplicated), key=lambda c: c.name), broken
+    found = discover_domains(folder)
+    configs = sorted((d.config for d in found if d.config), key=lambda c: c.name)
+    return configs, [BrokenDomain(str(d.path), d.error) for d in found if d.error]
 
 
 @dataclass
@@ -105,20 +105,12 @@ class DomainHistory:
         return asdict(self)
 
 
-def gate_report_key(domain: str, run_id: str) -> str:
-    return f"{run_prefix(domain, run_id, GATE_STEP)}/{REPORT_JSON}"
-
-
-def gate_report_html_key(domain: str, run_id: str) -> str:
-    return f"{run_prefix(domain, run_id, GATE_STEP)}/{REPORT_HTML}"
-
-
 def gated_run_ids(store: ArtifactStore, domain: str) -> list[str]:
     """Run ids under `<domain>/` that have a gate report."""
     runs = []
     for key in store.list(domain):
         parts = key.split("/")
-        if len(parts) == 4 and parts[0] == domain and parts[2:] == [GATE_STEP, REPORT_JSON]:
+        if len(parts) == 4 and parts[0] == domain and parts[2:] == [GATE_STEP, GATE_REPORT_JSON]:
             runs.append(parts[1])
     return runs
 
@@ -154,7 +146,7 @@ def validation_summary(store: ArtifactStore, domain: str, run_id: str) -> dict[s
     """Per validated batch (targets, synthetic): GX success and expectation counts, or None if not run."""
     summary: dict[str, dict[str, Any] | None] = {}
     for batch, step in VALIDATION_STEPS.items():
-        key = f"{run_prefix(domain, run_id, step)}/validation.json"
+        key = f"{run_prefix(domain, run_id, step)}/{VALIDATION_JSON}"
         try:
             result = store.get_json(key)
         except FileNotFoundError:
@@ -184,8 +176,8 @@ def publications(config: DomainConfig) -> dict[str, Publication]:
     for status, uri in (("quarantined", config.publish.quarantine), ("published", config.publish.uri)):
         dest = open_store(uri, config.publish.conn_id)
         latest_run = None
-        if status == "published" and dest.exists(f"domain={config.name}/_latest.json"):
-            latest_run = dest.get_json(f"domain={config.name}/_latest.json").get("run_id")
+        if status == "published" and dest.exists(latest_key(config.name)):
+            latest_run = dest.get_json(latest_key(config.name)).get("run_id")
         for run_id, key in _manifest_keys(dest, config.name).items():
             manifest = dest.get_json(key)
             found[run_id] = Publication(

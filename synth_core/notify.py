@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+from synth_core.layout import DAG_ID_PREFIX
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "synth_alerts"
-DAG_ID_PREFIX = "synth__"
 
 
 class WebhookError(RuntimeError):

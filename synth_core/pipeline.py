@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from synth_core.config import DomainConfig
-from synth_core.store import ArtifactStore, open_store, run_prefix
+from synth_core.layout import (
+    APPROVED_BATCH_DIR,
+    CURRENT_PROMPT_KEY,
+    GATE_DROPPED_ROWS,
+    GATE_REPORT_HTML,
+    GATE_REPORT_JSON,
+    GATE_STEP,
+    GENERATE_STEP,
+    TRAIN_STEP,
+    run_prefix,
+)
+from synth_core.store import ArtifactStore, open_store
 
 log = logging.getLogger(__name__)
-
-TRAIN_STEP, GENERATE_STEP, GATE_STEP = "train", "generate", "gate"
-CURRENT_PROMPT_KEY = "{domain}/_soft_prompt/current.json"
-GATE_EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
 
 
 @dataclass(frozen=True)
@@ -141,17 +148,14 @@ def read_generated_batch(config: DomainConfig, run: RunContext, store: ArtifactS
 def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
     """Filter the generated batch, score it, write the gate report and the kept rows; return the decision."""
     from synth_core.models import load_embedder
-    from synth_core.quality.gate import run_gate
+    from synth_core.quality.gate import batch_provenance, run_gate
     from synth_core.snapshot import read_lineage, read_target_split
-    from synth_core.validation import APPROVED_BATCH_DIR
 
     frame = read_generated_batch(config, run, store)
     targets = read_target_split(config, run.run_id, store)
     embedder = load_embedder(config.generator)
-    identities = {"run_id": run.run_id, "target_snapshot_hash": read_lineage(config, run.run_id, store)["snapshot_hash"],
-                  "checkpoint_hash": ",".join(sorted(set(frame["checkpoint_hash"]))),
-                  "variant": ",".join(sorted(set(frame["variant"]))),
-                  "generator": ",".join(sorted(set(frame["generator"]))),
+    identities = {**batch_provenance(frame), "run_id": run.run_id,
+                  "target_snapshot_hash": read_lineage(config, run.run_id, store)["snapshot_hash"],
                   "embedder": embedder.identity.to_dict()}
     out_dir = run.scratch(config, GATE_STEP)
     report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, embed=embedder.encode_cached,
@@ -162,10 +166,10 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
     kept.to_parquet(buffer, index=False)
     store.put_bytes(f"{prefix}/{APPROVED_BATCH_DIR}/part-00000.parquet", buffer.getvalue())
     # the JSON last: it is what later steps read
-    for name in ("gate_dropped_rows.parquet", "gate_report.html", "gate_report.json"):
+    for name in (GATE_DROPPED_ROWS, GATE_REPORT_HTML, GATE_REPORT_JSON):
         if (out_dir / name).exists():
             store.put_file(f"{prefix}/{name}", out_dir / name)
-    return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/gate_report.html")}
+    return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/{GATE_REPORT_HTML}")}
 
 
 def publish_batch(config: DomainConfig, run: RunContext, store: ArtifactStore,

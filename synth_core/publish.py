@@ -21,8 +21,21 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from synth_core.config import DomainConfig
+from synth_core.layout import (
+    DATASET_CARD,
+    GATE_REPORT_HTML,
+    GATE_REPORT_JSON,
+    MANIFEST,
+    VALIDATE_SYNTHETIC_STEP,
+    VALIDATION_JSON,
+    gate_report_html_key,
+    gate_report_key,
+    latest_key,
+    partition_prefix,
+    run_prefix,
+)
 from synth_core.snapshot import read_lineage
-from synth_core.store import ArtifactStore, TransientStoreError, open_store, run_prefix
+from synth_core.store import ArtifactStore, TransientStoreError, open_store
 from synth_core.validation import (
     ValidationFailed,
     failed_expectations,
@@ -33,11 +46,8 @@ from synth_core.validation import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-GATE_STEP = "gate"
 APPROVED = ("approve", "approved", "pass", "passed", "accept", "accepted")
 NEEDS_REVIEW = ("review", "borderline")
-MANIFEST = "manifest.json"
-CARD = "README.md"
 
 
 class PublishRefused(RuntimeError):
@@ -48,16 +58,8 @@ class PublishFailed(RuntimeError):
     """The destination stayed unreachable through every retry; the run is not published."""
 
 
-def partition_prefix(domain: str, ds: str, run_id: str) -> str:
-    return f"domain={domain}/date={ds}/run={run_id}"
-
-
-def latest_key(domain: str) -> str:
-    return f"domain={domain}/_latest.json"
-
-
 def read_gate_report(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
-    return store.get_json(f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.json")
+    return store.get_json(gate_report_key(config.name, run_id))
 
 
 def _check_approved(report: dict[str, Any], approved_by: str | None) -> str:
@@ -71,7 +73,7 @@ def _check_approved(report: dict[str, Any], approved_by: str | None) -> str:
 
 def _ensure_synthetic_valid(config: DomainConfig, run_id: str, store: ArtifactStore) -> str:
     """The synthetic batch's validation result, running it if this run has none yet."""
-    key = f"{run_prefix(config.name, run_id, 'validate_synthetic')}/validation.json"
+    key = f"{run_prefix(config.name, run_id, VALIDATE_SYNTHETIC_STEP)}/{VALIDATION_JSON}"
     if not store.exists(key):
         return validate_synthetic(config, run_id, store)["result_uri"]
     result = store.get_json(key)
@@ -266,12 +268,12 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     manifest["approved_by"] = approved_by
     manifest["lineage"]["synthetic_validation"] = validation_uri
     card = render_dataset_card(config, manifest).encode()
-    manifest["dataset_card"] = _file_entry(CARD, card, None)
+    manifest["dataset_card"] = _file_entry(DATASET_CARD, card, None)
     dest = destination or open_store(config.publish.uri, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
 
     def attempt() -> dict[str, Any]:
-        written, manifest_sha = _commit(dest, prefix, {**parts, CARD: card}, manifest)
+        written, manifest_sha = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest)
         moved = _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)
         return {"published": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
                 "latest_updated": moved}
@@ -287,9 +289,9 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     report = read_gate_report(config, run_id, store)
     parts, entries = _batch_parts(config, run_id, store)
     evidence = {name: store.get_bytes(key) for name, key in (
-        ("gate_report.json", f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.json"),
-        ("gate_report.html", f"{run_prefix(config.name, run_id, GATE_STEP)}/gate_report.html"),
-        ("synthetic_validation.json", f"{run_prefix(config.name, run_id, 'validate_synthetic')}/validation.json"),
+        (GATE_REPORT_JSON, gate_report_key(config.name, run_id)),
+        (GATE_REPORT_HTML, gate_report_html_key(config.name, run_id)),
+        (f"synthetic_{VALIDATION_JSON}", f"{run_prefix(config.name, run_id, VALIDATE_SYNTHETIC_STEP)}/{VALIDATION_JSON}"),
     ) if store.exists(key)}
     manifest = _manifest(config, run_id, store, ds, "quarantined", report, parts, entries)
     manifest["reason"] = reason or f"gate decision {report.get('decision')!r}"

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from synth_core.config import DomainConfig
+from synth_core.layout import LINEAGE_FILE, REFRESH_STEP, SNAPSHOT_FILE, run_prefix
 from synth_core.sources import (
     TargetSplit,
     assign_split,
@@ -25,11 +26,7 @@ from synth_core.sources import (
     read_source_rows,
     to_target_split,
 )
-from synth_core.store import ArtifactStore, run_prefix
-
-SNAPSHOT_STEP = "refresh"
-SNAPSHOT_FILE = "target_snapshot.parquet"
-LINEAGE_FILE = "lineage.json"
+from synth_core.store import ArtifactStore
 
 
 def _schema(frame: pd.DataFrame) -> dict[str, str]:
@@ -45,7 +42,7 @@ def _summary(lineage: dict[str, Any], store: ArtifactStore, prefix: str, reused:
 
 def refresh(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
     """Read the governed source once per run and record it as the run's target snapshot."""
-    prefix = run_prefix(config.name, run_id, SNAPSHOT_STEP)
+    prefix = run_prefix(config.name, run_id, REFRESH_STEP)
     if store.exists(f"{prefix}/{LINEAGE_FILE}"):
         return _summary(store.get_json(f"{prefix}/{LINEAGE_FILE}"), store, prefix, reused=True)
     src = config.source
@@ -73,12 +70,12 @@ def refresh(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str
 
 
 def read_lineage(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
-    return store.get_json(f"{run_prefix(config.name, run_id, SNAPSHOT_STEP)}/{LINEAGE_FILE}")
+    return store.get_json(f"{run_prefix(config.name, run_id, REFRESH_STEP)}/{LINEAGE_FILE}")
 
 
 def read_snapshot(config: DomainConfig, run_id: str, store: ArtifactStore) -> pd.DataFrame:
     """The run's snapshot: `text`, the metadata columns and `split` (train or heldout)."""
-    prefix = run_prefix(config.name, run_id, SNAPSHOT_STEP)
+    prefix = run_prefix(config.name, run_id, REFRESH_STEP)
     if not store.exists(f"{prefix}/{LINEAGE_FILE}"):
         raise FileNotFoundError(f"no committed target snapshot at {store.uri_for(prefix)}: run `synth refresh` first")
     return pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{SNAPSHOT_FILE}")))

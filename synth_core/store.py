@@ -30,14 +30,6 @@ class StoreAccessError(StoreError):
     """The store rejected our credentials or permissions; retrying will not help."""
 
 
-def run_prefix(domain: str, run_id: str, step: str) -> str:
-    """`<domain>/<run_id>/<step>`: the prefix a step owns within one run."""
-    for part in (domain, run_id, step):
-        if not part or "/" in part or part in (".", ".."):
-            raise ValueError(f"{part!r}: not a valid domain, run id or step name")
-    return f"{domain}/{run_id}/{step}"
-
-
 def _check_key(key: str) -> str:
     if not key or key.startswith("/") or ".." in key.split("/"):
         raise ValueError(f"{key!r}: store keys are relative, without '..'")

@@ -15,7 +15,16 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from synth_core.config import ConfigError
-from synth_core.store import ArtifactStore, run_prefix
+from synth_core.layout import (
+    APPROVED_BATCH_DIR,
+    GATE_STEP,
+    VALIDATION_HTML,
+    VALIDATION_JSON,
+    VALIDATION_STEPS,
+    run_prefix,
+)
+from synth_core.pii_patterns import pattern_regex
+from synth_core.store import ArtifactStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,16 +32,7 @@ if TYPE_CHECKING:
     from synth_core.config import DomainConfig
 
 Batch = Literal["targets", "synthetic"]
-# the gate writes the rows that survived its filters here; validation and publishing read only these
-APPROVED_BATCH_STEP = "gate"
-APPROVED_BATCH_DIR = "batch"
 
-PII_PATTERNS = {
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    "phone": r"(?<!\d)(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)",
-    "card_number": r"(?<!\d)(?:\d{4}[ -]){3}\d{4}(?!\d)|(?<!\d)\d{16}(?!\d)",
-    "us_ssn": r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)",
-}
 _PARTIAL_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
                  "unexpected_list", "unexpected_index_list", "unexpected_index_query")
 
@@ -64,7 +64,7 @@ def expectation_specs(config: DomainConfig, batch: Batch) -> list[dict[str, Any]
         specs.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": "text"},
                       "meta": {"check": "unique_text"}})
     for name in v.forbid_patterns:
-        regex = name.removeprefix("regex:") if name.startswith("regex:") else PII_PATTERNS[name]
+        regex = pattern_regex(name)
         specs.append({"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "text", "regex": regex},
                       "meta": {"check": f"pii:{name}", "pii": True}})
     for i, extra in enumerate(v.extra_expectations):
@@ -143,13 +143,13 @@ def render_html(title: str, result: dict[str, Any]) -> str:
 def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore, batch: Batch,
                          frame: pd.DataFrame) -> dict[str, Any]:
     started = time.perf_counter()
-    prefix = run_prefix(config.name, run_id, f"validate_{batch}")
+    prefix = run_prefix(config.name, run_id, VALIDATION_STEPS[batch])
     result = run_suite(frame, expectation_specs(config, batch), f"{config.name}_{batch}")
     failures = failed_expectations(result)
     result["meta"] = {"domain": config.name, "run_id": run_id, "batch": batch, "rows": len(frame),
                       "config_hash": config.config_hash("source", "validation")}
-    result_uri = store.put_json(f"{prefix}/validation.json", result)
-    report_uri = store.put_bytes(f"{prefix}/validation.html",
+    result_uri = store.put_json(f"{prefix}/{VALIDATION_JSON}", result)
+    report_uri = store.put_bytes(f"{prefix}/{VALIDATION_HTML}",
                                  render_html(f"{config.name} {batch} validation, run {run_id}", result).encode())
     if failures:
         listed = "; ".join(f"{f['expectation']}({f['column'] or f['check']}) observed {f['observed']}"
@@ -170,7 +170,7 @@ def validate_targets(config: DomainConfig, run_id: str, store: ArtifactStore) ->
 
 
 def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore) -> list[str]:
-    prefix = f"{run_prefix(config.name, run_id, APPROVED_BATCH_STEP)}/{APPROVED_BATCH_DIR}"
+    prefix = f"{run_prefix(config.name, run_id, GATE_STEP)}/{APPROVED_BATCH_DIR}"
     keys = [k for k in store.list(prefix) if k.endswith(".parquet")]
     if not keys:
         raise FileNotFoundError(f"no synthetic batch: no .parquet under "

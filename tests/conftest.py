@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from synth_core.config import DomainConfig, from_dict
+from synth_core.layout import run_prefix
 from synth_core.snapshot import refresh
-from synth_core.store import ArtifactStore, LocalStore, run_prefix
+from synth_core.store import ArtifactStore, LocalStore
 
 TARGET_ROWS = [{"question": f"What is {i} plus {i + 1}?", "answer": f"It is {2 * i + 1}.",
                 "topic": "addition" if i % 2 else "sums", "row_id": i} for i in range(40)]

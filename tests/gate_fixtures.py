@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from synth_core.config import DomainConfig, load_domain
+from synth_core.layout import run_prefix
 from synth_core.quality import run_gate
-from synth_core.store import ArtifactStore, open_store, run_prefix
+from synth_core.store import ArtifactStore, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "gatereview"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
 EXIT_BAD_INPUT = 2
 
 
@@ -26,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from synth_core.cli import emit
     from synth_core.config import load_domain
+    from synth_core.layout import GATE_EXIT_CODES
     from synth_core.quality import GateInputError, read_synthetic_batch, run_gate
     from synth_core.sources import load_target_split
 
@@ -42,4 +42,4 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     emit({"command": "gate", "domain": config.name, "report": str(args.out / "gate_report.json"),
           **report.summary()})
-    return EXIT_CODES[report.decision]
+    return GATE_EXIT_CODES[report.decision]

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     from synth_core.cli import emit
     from synth_core.config import load_domain
-    from synth_core.pipeline import GATE_EXIT_CODES, RunContext, run_all
+    from synth_core.layout import GATE_EXIT_CODES
+    from synth_core.pipeline import RunContext, run_all
     from synth_core.publish import PublishFailed, PublishRefused
     from synth_core.quality.gate import GateInputError
     from synth_core.store import StoreAccessError

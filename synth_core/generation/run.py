@@ -6,11 +6,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from synth_core.config import GenerationConfig
 from synth_core.generation.decoding import DecodedBatch
 from synth_core.generation.sharding import shard_range
 from synth_core.generation.writer import SyntheticParquetWriter
+
+if TYPE_CHECKING:
+    from synth_core.models import FrozenLM
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +22,8 @@ log = logging.getLogger(__name__)
 class Generator(Protocol):
     variant: str
     checkpoint_hash: str
+    lm: FrozenLM
+    settings: GenerationConfig
 
     def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]: ...
 
@@ -34,9 +40,17 @@ class GenerationResult:
     finished_fraction: float
     seconds: float
     tokens_per_second: float
+    sampling: dict
 
     def summary(self) -> dict:
         return dict(self.__dict__)
+
+
+def sampling_settings(generator: Generator) -> dict:
+    """What the rows are drawn with: the decoding settings and the generator's weight dtype."""
+    settings = generator.settings
+    return {"temperature": settings.temperature, "top_p": settings.top_p, "max_new_tokens": settings.max_new_tokens,
+            "dtype": str(generator.lm.model.dtype).removeprefix("torch.")}
 
 
 def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: int, batch_size: int, seed: int,
@@ -45,6 +59,7 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
     indices = list(shard_range(num_samples, shard, shards))
     started = time.perf_counter()
     tokens = finished = 0
+    sampling = sampling_settings(generator)
     with SyntheticParquetWriter(out_path) as writer:
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
@@ -52,7 +67,7 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
             writer.write([
                 {"text": text, "sample_index": j, "shard": shard, "variant": generator.variant,
                  "checkpoint_hash": generator.checkpoint_hash, "context_index": c, "seed": seed,
-                 "new_tokens": n, "finished": f, "generator": generator_name}
+                 "new_tokens": n, "finished": f, "generator": generator_name, **sampling}
                 for j, c, text, n, f in zip(chunk, context_indices, batch.texts, batch.new_tokens, batch.finished,
                                             strict=True)
             ])
@@ -63,4 +78,4 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
                      tokens / max(elapsed, 1e-9))
     seconds = time.perf_counter() - started
     return GenerationResult(str(out_path), len(indices), shard, shards, generator.variant, generator.checkpoint_hash,
-                            tokens, finished / max(len(indices), 1), seconds, tokens / max(seconds, 1e-9))
+                            tokens, finished / max(len(indices), 1), seconds, tokens / max(seconds, 1e-9), sampling)

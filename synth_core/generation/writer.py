@@ -23,7 +23,13 @@ SYNTHETIC_SCHEMA = pa.schema([
     ("new_tokens", pa.int32()),
     ("finished", pa.bool_()),
     ("generator", pa.string()),
+    # the sampling settings this row was drawn with, as they ran (not as the YAML asked later)
+    ("temperature", pa.float64()),
+    ("top_p", pa.float64()),
+    ("max_new_tokens", pa.int32()),
+    ("dtype", pa.string()),
 ])
+SAMPLING_COLUMNS = ("temperature", "top_p", "max_new_tokens", "dtype")
 
 
 class SyntheticParquetWriter:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from synth_core.config import DomainConfig, GateConfig
+from synth_core.generation.writer import SAMPLING_COLUMNS
 from synth_core.quality.decision import decide, hard_failures
 from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
 from synth_core.quality.filters import FilterResult, count_by_reason, filter_batch
@@ -126,7 +127,18 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
 
 
 PROVENANCE_COLUMNS = ("checkpoint_hash", "variant", "generator", "generator_identity", "embedder", "config_hash",
-                      "target_snapshot_hash", "run_id")
+                      "target_snapshot_hash", "run_id", *SAMPLING_COLUMNS)
+
+
+def batch_provenance(frame) -> dict:
+    """What a batch's provenance columns say (checkpoint, variant, sampling settings...): one value, or
+    the sorted distinct values when its shards differ."""
+    provenance = {}
+    for column in PROVENANCE_COLUMNS:
+        if column in frame.columns:
+            values = sorted({str(v) for v in frame[column].dropna()})
+            provenance[column] = values[0] if len(values) == 1 else values
+    return provenance
 
 
 def read_synthetic_batch(path: Path) -> tuple[list[str], dict]:
@@ -138,10 +150,5 @@ def read_synthetic_batch(path: Path) -> tuple[list[str], dict]:
     frame = pd.read_parquet(path)
     if "text" not in frame.columns:
         raise GateInputError(f"{path}: no 'text' column (columns found: {list(frame.columns)})")
-    provenance = {}
-    for column in PROVENANCE_COLUMNS:
-        if column in frame.columns:
-            values = sorted({str(v) for v in frame[column].dropna()})
-            provenance[column] = values[0] if len(values) == 1 else values
-    return frame["text"].fillna("").astype(str).tolist(), provenance
+    return frame["text"].fillna("").astype(str).tolist(), batch_provenance(frame)
 

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from synth_core.layout import GATE_DROPPED_ROWS, GATE_REPORT_HTML, GATE_REPORT_JSON
 from synth_core.quality.decision import PASS, Criterion
 from synth_core.quality.filters import DROP_REASONS, DroppedRow, count_by_reason
 from synth_core.quality.leakage import CalibratedLeakage
 from synth_core.quality.mauve_score import CalibratedMauve
 from synth_core.quality.shape import ShapeMetrics
 
-REPORT_JSON = "gate_report.json"
-REPORT_HTML = "gate_report.html"
-DROPPED_ROWS = "gate_dropped_rows.parquet"
 SAMPLE_ROWS = 20  # kept rows, and dropped rows per reason, shown in the report
 
 
@@ -82,7 +80,8 @@ def write_report(report: GateReport, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
-    paths = {"json": out_dir / REPORT_JSON, "html": out_dir / REPORT_HTML, "dropped_rows": out_dir / DROPPED_ROWS}
+    paths = {"json": out_dir / GATE_REPORT_JSON, "html": out_dir / GATE_REPORT_HTML,
+             "dropped_rows": out_dir / GATE_DROPPED_ROWS}
     paths["json"].write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     paths["html"].write_text(render_html(data))
     columns = ["index", "reason", "detail", "text"]

@@ -47,6 +47,8 @@ PROBE = textwrap.dedent("""
         "seconds": seconds, "timeout": conf.getfloat("core", "dagbag_import_timeout"),
         "import_errors": bag.import_errors, "calls": calls,
         "imported": sorted({m.split(".")[0] for m in set(sys.modules) - before}),
+        "numpy_loaded": "numpy" in sys.modules,
+        "synth_core_modules": sorted(m for m in sys.modules if m.startswith("synth_core")),
         "dags": {d.dag_id: {"tags": sorted(d.tags), "owners": sorted({t.owner for t in d.tasks}),
                             "retries": min(t.retries for t in d.tasks), "doc_md": d.doc_md or "",
                             "description": d.description or "", "schedule": str(d.schedule),
@@ -102,6 +104,8 @@ def test_domain_dags_wire_queues_pools_timeouts_and_one_run_at_a_time(parsed: di
 def test_parsing_is_cheap_and_side_effect_free(parsed: dict):
     assert parsed["calls"] == []
     assert not set(HEAVY) & set(parsed["imported"])
+    assert not parsed["numpy_loaded"]  # nor by Airflow itself, or this check would be moot
+    assert not [m for m in parsed["synth_core_modules"] if m.startswith(("synth_core.quality", "synth_core.store"))]
     assert parsed["seconds"] < min(5.0, parsed["timeout"] / 6)
 
 

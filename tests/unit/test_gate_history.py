@@ -11,6 +11,7 @@ import pytest
 
 from synth_core import gate_history
 from synth_core.config import load_domain
+from synth_core.layout import gate_report_key
 from synth_core.store import LocalStore, TransientStoreError
 from tests.gate_fixtures import DOMAIN, make_gate_runs, write_domain_yaml
 
@@ -69,9 +70,10 @@ def test_broken_and_duplicate_yamls_are_reported_not_raised(gated, tmp_path):
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     (tmp_path / "wrong.yaml").write_text("name: other\nsource: {kind: file, uri: x.jsonl}\ngate: {mauve_floor: 7}\n")
     configs, broken = gate_history.load_domains(tmp_path)
-    assert configs == []
+    assert [c.name for c in configs] == [DOMAIN]  # one rule with the DAG factory: ok.yaml keeps the name
     errors = " | ".join(b.error for b in broken)
-    assert "not valid YAML" in errors and "gate.mauve_floor=7.0" in errors and "more than one YAML" in errors
+    assert "not valid YAML" in errors and "gate.mauve_floor=7.0" in errors
+    assert f"twin.yml: name={DOMAIN!r}: already used by" in errors
     configs, broken = gate_history.load_domains(tmp_path / "missing")
     assert configs == [] and "SYNTH_DOMAINS_DIR" in broken[0].error
 
@@ -86,13 +88,13 @@ def test_domains_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_unreadable_report_and_unreachable_store_do_not_break_the_history(gated, tmp_path):
     _, config, runs = gated
     store = LocalStore(config.store.uri.removeprefix("file://"))
-    store.put_bytes(gate_history.gate_report_key(DOMAIN, "corrupt_run"), b"{not json")
+    store.put_bytes(gate_report_key(DOMAIN, "corrupt_run"), b"{not json")
     try:
         by_id = {r.run_id: r for r in gate_history.domain_history(config).runs}
         assert by_id["corrupt_run"].error.startswith("JSONDecodeError") and by_id["corrupt_run"].decision is None
         assert by_id[runs["scored"].run_id].decision == "pass"
     finally:
-        (store.path / gate_history.gate_report_key(DOMAIN, "corrupt_run")).unlink()
+        (store.path / gate_report_key(DOMAIN, "corrupt_run")).unlink()
 
     class Unreachable(LocalStore):
         def list(self, prefix: str) -> list[str]:

@@ -11,6 +11,7 @@ from synth_core.cli import main as synth
 from synth_core.generation.factory import build_generator
 from synth_core.generation.run import generate_to_parquet
 from synth_core.generation.sharding import parse_shard, shard_range
+from synth_core.generation.writer import SYNTHETIC_SCHEMA
 from synth_core.softprompt.training import train_soft_prompt
 
 pytestmark = pytest.mark.unit
@@ -43,6 +44,7 @@ def test_each_variant_generates_rows_with_provenance(variant, checkpoints, tiny_
     assert rows["context_index"].tolist() == [j % len(gsm8k_targets.train) for j in range(10)]
     assert (rows["new_tokens"] <= tiny_config.generation.max_new_tokens).all()
     assert rows["text"].map(len).sum() > 0
+    assert list(rows.columns) == SYNTHETIC_SCHEMA.names and result.sampling["top_p"] == tiny_config.generation.top_p
 
 
 def test_same_seed_same_samples_and_another_seed_differs(checkpoints, tiny_config, tiny_lm, embedder,
@@ -84,7 +86,8 @@ def test_hard_prompt_baseline_uses_the_same_output_format(style, tiny_config, ti
                                                           tmp_path):
     config = tiny_config.with_overrides({"generation.baseline_style": style})
     result, rows = _generate(config, tiny_lm, embedder, gsm8k_targets, None, tmp_path / "b.parquet", num_samples=5)
-    assert list(rows.columns) == list(pd.read_parquet(tmp_path / "b.parquet").columns)
+    assert list(rows.columns) == SYNTHETIC_SCHEMA.names  # the soft-prompt generators write the same schema
+    assert set(rows["temperature"]) == {config.generation.temperature} and set(rows["dtype"]) == {"float32"}
     assert set(rows["variant"]) == {f"hard-prompt-{style}"} and len(rows) == 5
 
 

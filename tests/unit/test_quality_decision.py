@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from synth_core.commands.gate import EXIT_CODES
 from synth_core.config import ConfigError, GateConfig, from_dict
+from synth_core.layout import GATE_EXIT_CODES
 from synth_core.quality import calibrated_mauve, decide
 from synth_core.quality.decision import mauve_bar
 from synth_core.quality.leakage import calibrate, leakage_metrics, wilson
@@ -87,7 +87,7 @@ def test_unscored_mauve_fails_with_the_setting_named():
 
 
 def test_exit_codes_are_distinct_per_decision():
-    assert EXIT_CODES == {"pass": 0, "review": 3, "fail": 4}
+    assert GATE_EXIT_CODES == {"pass": 0, "review": 3, "fail": 4}
 
 
 def test_calibrated_mauve_on_precomputed_features_separates_shifted_data():
@@ -104,7 +104,7 @@ def test_calibrated_mauve_on_precomputed_features_separates_shifted_data():
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("pii_patterns", ["email", "passport"], r"gate.pii_patterns\[1\]='passport': unknown PII pattern"),
+    ("pii_patterns", ["email", "passport"], r"gate.pii_patterns\[1\]='passport': must be one of \['card_number', 'email'"),
     ("pii_patterns", ["regex:(unclosed"], r"gate.pii_patterns\[0\]='regex:\(unclosed': not a valid regex"),
     ("mauve_num_buckets", "many", r"gate.mauve_num_buckets='many'"),
     ("length_quantiles", [0.9, 0.1], r"gate.length_quantiles=\[0.9, 0.1\]"),

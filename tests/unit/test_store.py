@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from synth_core.store import LocalStore, S3Store, open_store, run_prefix
+from synth_core.layout import run_prefix
+from synth_core.store import LocalStore, S3Store, open_store
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,74 @@
+"""Where everything lives: step names, artifact file names, store keys, the DAG id prefix, exit codes.
+
+The one owner of these names: every other module imports them from here, so renaming an artifact or
+a step is a one-line change. A leaf module: it imports nothing of ours.
+
+Artifact store (run-scoped):   <domain>/<run_id>/<step>/<file>
+Publish destination:           domain=<d>/date=<ds>/run=<run_id>/{part-*.parquet, manifest.json, README.md}
+                               domain=<d>/_latest.json
+Quarantine destination:        the same partition layout under the quarantine URI
+"""
+
+from __future__ import annotations
+
+# Steps: the store prefix each step writes under <domain>/<run_id>/.
+REFRESH_STEP = "refresh"
+VALIDATE_TARGETS_STEP = "validate_targets"
+TRAIN_STEP = "train"
+GENERATE_STEP = "generate"
+GATE_STEP = "gate"
+VALIDATE_SYNTHETIC_STEP = "validate_synthetic"
+
+# Files inside a step's prefix.
+SNAPSHOT_FILE = "target_snapshot.parquet"
+LINEAGE_FILE = "lineage.json"
+GATE_REPORT_JSON = "gate_report.json"
+GATE_REPORT_HTML = "gate_report.html"
+GATE_DROPPED_ROWS = "gate_dropped_rows.parquet"
+APPROVED_BATCH_DIR = "batch"  # the gate's kept rows, under the gate step
+VALIDATION_JSON = "validation.json"
+VALIDATION_HTML = "validation.html"
+VALIDATION_STEPS = {"targets": VALIDATE_TARGETS_STEP, "synthetic": VALIDATE_SYNTHETIC_STEP}  # per validated batch
+
+# Published (and quarantined) partitions.
+MANIFEST = "manifest.json"
+DATASET_CARD = "README.md"
+LATEST_POINTER = "_latest.json"
+
+# The domain's current soft prompt, outside any run: a later run reuses it when nothing changed.
+CURRENT_PROMPT_KEY = "{domain}/_soft_prompt/current.json"
+
+DAG_ID_PREFIX = "synth__"
+
+# `synth gate` and `synth run` exit with these per gate decision (2 is argparse's usage error).
+GATE_EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
+
+
+def run_prefix(domain: str, run_id: str, step: str) -> str:
+    """`<domain>/<run_id>/<step>`: the prefix a step owns within one run."""
+    for part in (domain, run_id, step):
+        if not part or "/" in part or part in (".", ".."):
+            raise ValueError(f"{part!r}: not a valid domain, run id or step name")
+    return f"{domain}/{run_id}/{step}"
+
+
+def gate_report_key(domain: str, run_id: str) -> str:
+    return f"{run_prefix(domain, run_id, GATE_STEP)}/{GATE_REPORT_JSON}"
+
+
+def gate_report_html_key(domain: str, run_id: str) -> str:
+    return f"{run_prefix(domain, run_id, GATE_STEP)}/{GATE_REPORT_HTML}"
+
+
+def partition_prefix(domain: str, ds: str, run_id: str) -> str:
+    """Where a run's batch is published (or quarantined) inside the destination."""
+    return f"domain={domain}/date={ds}/run={run_id}"
+
+
+def latest_key(domain: str) -> str:
+    return f"domain={domain}/{LATEST_POINTER}"
+
+
+def dag_id_for(domain: str) -> str:
+    """The Airflow DAG id of a domain's pipeline."""
+    return f"{DAG_ID_PREFIX}{domain}"
