@@ -13,14 +13,14 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from synth_core.domains import DomainFile, discover_domains
 from synth_core.notify import notify_failure
 from synth_dags.assets import approved_asset
-from synth_dags.steps import gate_metrics, quarantine_reason, reviewer, run_step
+from synth_dags.review import GateReviewOperator
+from synth_dags.steps import gate_metrics, next_step, quarantine_reason, reviewer, run_step
 
 START = datetime(2025, 1, 1)
 DEFAULT_ARGS = {
@@ -46,14 +46,17 @@ Owner **{owner}**, schedule `{schedule}`, domain config `{path}`.
 Refresh the governed targets (an immutable snapshot) → validate them (Great Expectations) → train
 the SoftSRV soft prompt on the `gpu` queue (skipped, reusing the current checkpoint, when the
 snapshot and the training settings are unchanged) → generate `{shards}` shard(s) on the `gpu` queue →
-filter and gate the batch on calibrated MAUVE, then by the gate's decision:
+filter and gate the batch on calibrated MAUVE → `validate_synthetic` (Great Expectations on the kept
+rows) → `route` sends the batch to one of:
 
-* **pass**: `publish` the batch (Parquet, manifest, dataset card) and update the Asset
-  `synth_{name}_approved`, with the gate metrics in the event's `extra`;
-* **review**: a reviewer answers `review` (Required Actions); *Approve* publishes, *Reject* quarantines;
-* **fail**: `quarantine` the batch with its gate report.
+* **publish** (gate pass): Parquet, manifest and dataset card, and the Asset `synth_{name}_approved`
+  with the gate metrics in the event's `extra`;
+* **review** (gate review): a reviewer answers in Required Actions; *Approve* → `publish`,
+  *Reject* (or no answer in time) → `quarantine`;
+* **quarantine** (gate fail, or a batch the synthetic validation rejected): the batch with its
+  gate report and validation result.
 
-`quarantine` runs exactly when `publish` was skipped; `done` fails the run if anything failed.
+`done` fails the run if anything failed.
 Every task writes under the run id's own prefix, so re-running a run never publishes twice.
 Trigger with params to override the sample count, the training steps or the seeds, or to force retraining.
 """
@@ -77,7 +80,7 @@ Gate report: {{ gate.report_uri }}
 
 | metric | value |
 | --- | --- |
-{% for key in ["mauve", "mauve_reference", "leakage_rate", "duplicate_rate"] %}| {{ key }} | {{ gate[key] }} |
+{% for key in ["mauve", "mauve_reference", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}| {{ key }} | {{ gate[key] }} |
 {% endfor %}
 *Approve* publishes the batch; *Reject* quarantines it.
 """
@@ -138,17 +141,23 @@ def domain_dag(domain: DomainFile) -> DAG:
 
             return run_step(filter_and_gate, path)
 
+        @task
+        def validate_synthetic() -> dict:
+            from synth_core.pipeline import validate_synthetic_batch
+
+            return run_step(validate_synthetic_batch, path)
+
         @task.branch
-        def route(gate: dict) -> str | None:
-            """pass → publish, review → review; fail → neither, so quarantine runs."""
-            return {"pass": "publish", "review": "review"}.get(gate["decision"])
+        def route(gate: dict, validation: dict) -> str:
+            """publish, review or quarantine: see `next_step`."""
+            return next_step(gate, validation)
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[asset])
         def publish(gate: dict) -> dict:
             from synth_core.pipeline import publish_batch
 
             context = get_current_context()
-            approved_by = reviewer(context["ti"].xcom_pull(task_ids="review"))
+            approved_by = reviewer(context["ti"].xcom_pull(task_ids="review", key="reviewer"))
             published = run_step(publish_batch, path, approved_by=approved_by)
             context["outlet_events"][asset].extra = {
                 "domain": config.name, "run_id": context["run_id"], "uri": published["uri"],
@@ -157,31 +166,31 @@ def domain_dag(domain: DomainFile) -> DAG:
                 "decision": gate["decision"], "metrics": gate_metrics(gate)}
             return published
 
-        @task(trigger_rule=TriggerRule.ALL_SKIPPED)
-        def quarantine() -> dict:
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        def quarantine(gate: dict, validation: dict) -> dict:
             from synth_core.pipeline import quarantine_batch
 
-            gate = get_current_context()["ti"].xcom_pull(task_ids="filter_and_gate")
-            return run_step(quarantine_batch, path, reason=quarantine_reason(gate))
+            return run_step(quarantine_batch, path, reason=quarantine_reason(gate, validation))
 
-        review = ApprovalOperator(
+        review = GateReviewOperator(
             task_id="review",
             subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
             body=REVIEW_BODY,
-            defaults=ApprovalOperator.REJECT,
             response_timeout=REVIEW_TIMEOUT,
+            publish_task="publish",
+            quarantine_task="quarantine",
         )
 
         trained = train_soft_prompt()
         refresh_targets() >> validate_targets() >> trained
         shards = generate.partial(trained=trained).expand(shard=list(range(config.generation.shards)))
         gate = filter_and_gate()
-        shards >> gate
-        published = publish(gate)
-        route(gate) >> [review, published]
-        quarantined = quarantine()
-        review >> published >> quarantined
-        # the only leaf: fails the run when anything upstream failed (a skipped quarantine would hide it)
+        validation = validate_synthetic()
+        shards >> gate >> validation
+        published, quarantined = publish(gate), quarantine(gate, validation)
+        route(gate, validation) >> [published, review, quarantined]
+        review >> [published, quarantined]  # Approve → publish, Reject → quarantine
+        # the only leaf: fails the run when anything upstream failed (a skipped branch would hide it)
         [published, quarantined] >> EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
 
     return synth_domain()

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from synth_core.gate_history import BrokenDomain, DomainHistory, GateRun, RunDetail
+from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -51,9 +51,14 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def _outcome_class(outcome: str) -> str:
+    return "fail" if outcome == FAILED_VALIDATION else outcome
+
+
 def _decision(decision: str | None) -> str:
     d = decision or "unknown"
-    return f'<span class="decision {escape(d)}" data-decision="{escape(d)}">{escape(d)}</span>'
+    css = _outcome_class(d)
+    return f'<span class="decision {escape(css)}" data-decision="{escape(d)}">{escape(d)}</span>'
 
 
 def _validation(validation: dict[str, dict[str, Any] | None]) -> str:
@@ -110,9 +115,9 @@ def trend_svg(runs: list[GateRun], width: int = 640, height: int = 180) -> str:
     parts.append(line([r.mauve_threshold for r in scored], "#cf222e", "6 3"))
     parts.append(line([r.mauve for r in scored], "#0969da", ""))
     for i, r in enumerate(scored):
-        colour = COLOURS.get(r.decision or "", "#57606a")
+        colour = COLOURS.get(_outcome_class(r.verdict or ""), "#57606a")
         parts.append(f'<circle cx="{x(i):.1f}" cy="{y(r.mauve):.1f}" r="4" fill="{colour}">'
-                     f"<title>{escape(r.run_id)}: {escape(r.decision or '?')}, MAUVE {r.mauve:.3f}</title></circle>")
+                     f"<title>{escape(r.run_id)}: {escape(r.verdict or '?')}, MAUVE {r.mauve:.3f}</title></circle>")
     first, last = (scored[0].created_at or "")[:10], (scored[-1].created_at or "")[:10]
     parts.append(f'<text x="{left}" y="{height - 8}" font-size="10">{escape(first)}</text>'
                  f'<text x="{left + plot_w}" y="{height - 8}" font-size="10" text-anchor="end">{escape(last)}</text>')
@@ -137,7 +142,7 @@ def _history_row(run: GateRun, links: Links) -> str:
                 f'<td colspan="{len(HISTORY_COLUMNS) - 2}" class="fail">report unreadable: {escape(run.error)}</td></tr>')
     status, approved = _publication(run, links)
     kept = f"{run.rows_kept if run.rows_kept is not None else '—'} / {run.rows_dropped if run.rows_dropped is not None else '—'}"
-    cells = [escape((run.created_at or "—").replace("T", " ")), run_link, _decision(run.decision),
+    cells = [escape((run.created_at or "—").replace("T", " ")), run_link, _decision(run.verdict),
              f'<span class="mauve">{_score(run.mauve)}</span>', _score(run.mauve_reference), _score(run.mauve_threshold),
              _rate(run.leakage_rate), _rate(run.duplicate_rate), escape(kept), _validation(run.validation),
              status, approved]
@@ -179,7 +184,7 @@ def detail_page(detail: RunDetail, links: Links) -> str:
     status, approved = _publication(run, links)
     body = [f'<p><a href="{escape(links.plugin)}/">← all domains</a></p>',
             f"<h1>{escape(run.domain)}: run <code>{escape(run.run_id)}</code></h1>",
-            f'<p>Decision: {_decision(run.decision)} · MAUVE <span class="mauve">{_score(run.mauve)}</span> '
+            f'<p>Decision: {_decision(run.verdict)} · MAUVE <span class="mauve">{_score(run.mauve)}</span> '
             f"(bar {_score(run.mauve_threshold)}, real vs real {_score(run.mauve_reference)}) · "
             f'<a target="_top" href="{escape(links.airflow_run(run.dag_id, run.run_id))}">Airflow run</a></p>',
             "<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in run.reasons) + "</ul>"]

@@ -76,7 +76,10 @@ def mean_nll(model: Any, tokenizer: Any, texts: list[str], settings: FinetuneSet
 def _autocast(model: Any, settings: FinetuneSettings) -> Any:
     import torch
 
-    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=settings.bf16)
+    from synth_core.models import use_bf16
+
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(settings.bf16, device, "downstream bf16"))
 
 
 def _batch_loss(model: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, int]:

@@ -33,6 +33,8 @@ from synth_core.store import ArtifactStore, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
+FAILED_VALIDATION = "failed validation"
+
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,16 @@ class GateRun:
     publication: Publication | None = None
     error: str | None = None  # the report could not be read
 
+    @property
+    def verdict(self) -> str | None:
+        """What happened to the batch: the gate's decision, unless the gate let it through (pass or
+        review) and the synthetic validation that runs before publishing rejected it."""
+        synthetic = self.validation.get("synthetic")
+        rejected = synthetic is not None and not synthetic["success"] and self.decision in ("pass", "review")
+        return FAILED_VALIDATION if rejected else self.decision
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict}
 
 
 @dataclass

@@ -74,6 +74,32 @@ def select_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs at hardware speed on `device`.
+
+    Without it bf16 is emulated: on an AVX2-only CPU (no AVX-512) a 1024x1024 bf16 matmul ran at
+    0.7 GFLOP/s against 44 GFLOP/s in fp32, and the demo's training step took minutes instead of seconds.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def use_bf16(requested: bool, device: torch.device, setting: str) -> bool:
+    """bf16 if the config asks for it and `device` runs it natively; otherwise fp32, with a warning naming the
+    setting, so one domain YAML runs at full speed on GPU workers and on CPUs without bf16 alike."""
+    if requested and not native_bf16(device):
+        log.warning("%s=true, but this %s has no native bf16 (CPU capability %s): running in float32",
+                    setting, device, torch.backends.cpu.get_cpu_capability())
+        return False
+    return requested
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

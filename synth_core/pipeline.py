@@ -172,6 +172,21 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
     return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/{GATE_REPORT_HTML}")}
 
 
+def validate_synthetic_batch(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    """Great Expectations on the rows the gate kept, before anything is published.
+
+    A rejected batch is an outcome, not an error: the result is written, and returned with
+    `success: False` and a one-line `message`, so the DAG routes the batch to quarantine.
+    """
+    from synth_core.validation import ValidationFailed, validate_synthetic
+
+    try:
+        return validate_synthetic(config, run.run_id, store)
+    except ValidationFailed as exc:
+        return {"batch": "synthetic", "success": False, "failed": len(exc.failures), "result_uri": exc.result_uri,
+                "message": str(exc)}
+
+
 def publish_batch(config: DomainConfig, run: RunContext, store: ArtifactStore,
                   approved_by: str | None = None) -> dict[str, Any]:
     from synth_core.publish import publish
@@ -195,8 +210,12 @@ def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None =
     summary["generate"] = [generate_shard(config, run, store, shard, summary["train"]["checkpoint_prefix"])
                            for shard in range(config.generation.shards)]
     summary["gate"] = filter_and_gate(config, run, store)
-    if summary["gate"]["decision"] == "pass":
+    summary["validate_synthetic"] = validate_synthetic_batch(config, run, store)
+    if summary["gate"]["decision"] == "pass" and summary["validate_synthetic"]["success"]:
         summary["publish"] = publish_batch(config, run, store)
+    elif not summary["validate_synthetic"]["success"]:
+        summary["quarantine"] = quarantine_batch(config, run, store, reason="synthetic validation failed: "
+                                                 + summary["validate_synthetic"]["message"])
     else:
         summary["quarantine"] = quarantine_batch(config, run, store, reason=f"gate decision {summary['gate']['decision']}"
                                                  + " (no reviewer outside Airflow)")

@@ -77,9 +77,11 @@ class GatedRun:
 def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, texts: list[str],
              approved_by: str | None = None) -> GatedRun:
     """One run through the real steps, from refresh to publish/quarantine."""
+    from synth_core.layout import APPROVED_BATCH_DIR
+    from synth_core.pipeline import RunContext, validate_synthetic_batch
     from synth_core.publish import publish, quarantine
     from synth_core.snapshot import read_target_split, refresh
-    from synth_core.validation import APPROVED_BATCH_DIR, validate_synthetic, validate_targets
+    from synth_core.validation import validate_targets
 
     refresh(config, run_id, store)
     validate_targets(config, run_id, store)
@@ -94,8 +96,10 @@ def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, t
     store.put_bytes(f"{prefix}/{APPROVED_BATCH_DIR}/part-00000.parquet", buffer.getvalue())
     for name in ("gate_report.html", "gate_report.json"):
         store.put_file(f"{prefix}/{name}", out_dir / name)
-    if report.decision == "pass" or (report.decision == "review" and approved_by):
-        validate_synthetic(config, run_id, store)
+    validation = validate_synthetic_batch(config, RunContext(run_id, ds), store)
+    if not validation["success"]:
+        outcome = quarantine(config, run_id, store, ds, reason=f"synthetic validation failed: {validation['message']}")
+    elif report.decision == "pass" or (report.decision == "review" and approved_by):
         outcome = publish(config, run_id, store, ds, approved_by=approved_by)
     else:
         outcome = quarantine(config, run_id, store, ds, reason=f"gate decision {report.decision}")

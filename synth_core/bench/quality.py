@@ -78,10 +78,11 @@ def load_bench_models(config: DomainConfig) -> tuple[Any, Any, Any]:
     """
     import torch
 
-    from synth_core.models import load_embedder, load_frozen_lm
+    from synth_core.models import load_embedder, load_frozen_lm, use_bf16
 
     lm = load_frozen_lm(config.generator)
-    sampler_lm = replace(lm, model=copy.deepcopy(lm.model).to(torch.bfloat16)) if config.generation.bf16 else lm
+    bf16 = use_bf16(config.generation.bf16, lm.device, "generation.bf16")
+    sampler_lm = replace(lm, model=copy.deepcopy(lm.model).to(torch.bfloat16)) if bf16 else lm
     return lm, sampler_lm, load_embedder(config.generator)
 
 

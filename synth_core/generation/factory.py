@@ -6,7 +6,7 @@ from pathlib import Path
 
 from synth_core.config import DomainConfig
 from synth_core.generation.run import Generator
-from synth_core.models import Embedder, FrozenLM, load_embedder, load_frozen_lm
+from synth_core.models import Embedder, FrozenLM, load_embedder, load_frozen_lm, use_bf16
 from synth_core.sources import TargetSplit, load_target_split
 
 
@@ -24,7 +24,7 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
 
     if lm is None:
         lm = load_frozen_lm(config.generator)
-        if config.generation.bf16:  # only a model loaded here is cast: a caller's model stays as given
+        if use_bf16(config.generation.bf16, lm.device, "generation.bf16"):  # a caller's model stays as given
             import torch
 
             lm.model.to(torch.bfloat16)

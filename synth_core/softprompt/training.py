@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from synth_core.config import DomainConfig
-from synth_core.models import Embedder, FrozenLM
+from synth_core.models import Embedder, FrozenLM, use_bf16
 from synth_core.softprompt import SoftPrompt, build_soft_prompt
 from synth_core.softprompt.checkpoint import (
     CheckpointMeta,
@@ -158,6 +158,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     identities = {"llm": lm.identity.to_dict(), "embedder": embedder.identity.to_dict(),
                   "target_snapshot": targets.snapshot_hash}
     torch.manual_seed(cfg.seed)
+    bf16 = use_bf16(cfg.bf16, lm.device, "soft_prompt.bf16")
 
     train_context = embedder.encode_cached(targets.train)
     heldout_texts = targets.heldout[: cfg.eval_rows]
@@ -188,7 +189,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     if not resumed_from:
         soft_prompt.eval()
         meta.eval_history.append([0, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens, cfg.batch_size,
-                                                 cfg.bf16)])
+                                                 bf16)])
         soft_prompt.train()
 
     optimizer = torch.optim.AdamW(soft_prompt.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -201,7 +202,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         picks = batch_rows(train_lengths, cfg.batch_size, step, cfg.seed)
         input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
         nll, count = target_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
-                                attention_mask, cfg.bf16)
+                                attention_mask, bf16)
         loss = nll / count
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -224,7 +225,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         if meta.step % cfg.eval_every == 0 or done:
             soft_prompt.eval()
             meta.eval_history.append([meta.step, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens,
-                                                             cfg.batch_size, cfg.bf16)])
+                                                             cfg.batch_size, bf16)])
             soft_prompt.train()
             log.info("step %d held-out NLL/token %.4f", meta.step, meta.eval_history[-1][1])
         if meta.step % cfg.checkpoint_every == 0 or done:

@@ -12,8 +12,8 @@ import pytest
 from synth_core import gate_history
 from synth_core.config import load_domain
 from synth_core.layout import gate_report_key
-from synth_core.store import LocalStore, TransientStoreError
-from tests.gate_fixtures import DOMAIN, make_gate_runs, write_domain_yaml
+from synth_core.store import LocalStore, TransientStoreError, open_store
+from tests.gate_fixtures import DOMAIN, gate_run, make_gate_runs, synthetic_rows, write_domain_yaml
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +47,9 @@ def test_history_rows_carry_the_reports_figures_newest_first(gated):
     assert reviewed.decision == "review" and reviewed.publication.approved_by == "alice"
     assert reviewed.publication.is_latest and not scored.publication.is_latest
     assert leaky.decision == "fail" and leaky.mauve is None and leaky.leakage_rate == 1.0
-    assert leaky.publication.status == "quarantined" and leaky.validation["synthetic"] is None
+    # every gated batch is validated before routing; an empty batch fails it, but the gate's fail is the verdict
+    assert leaky.publication.status == "quarantined" and not leaky.validation["synthetic"]["success"]
+    assert leaky.verdict == "fail"
     assert len(gate_history.domain_history(config, limit=2).runs) == 2
 
 
@@ -140,3 +142,21 @@ def test_trend_chart_draws_scored_runs_oldest_first(pages, gated):
     svg = pages.trend_svg(runs)
     assert svg.count("<circle") == 2 and svg.index("pass") < svg.index("review")
     assert "No scored runs" in pages.trend_svg([r for r in runs if r.mauve is None])
+
+
+def test_a_batch_the_gate_passes_but_validation_rejects_shows_as_failed_validation(pages, tmp_path):
+    """The synthetic validation runs before publishing; a batch it rejects is never shown as a pass."""
+    config = load_domain(write_domain_yaml(tmp_path)).with_overrides({"validation.extra_expectations": [
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "text", "regex": "^NEVER"},
+         "on": "synthetic"}]})
+    store = open_store(config.store.uri)
+    run = gate_run(config, store, "manual__2026-02-01T00:00:00+00:00", "2026-02-01", synthetic_rows())
+    assert run.report["decision"] == "pass" and run.outcome["reason"].startswith("synthetic validation failed")
+    [row] = gate_history.domain_history(config, store=store).runs
+    assert row.decision == "pass" and row.verdict == "failed validation"
+    assert row.publication.status == "quarantined" and row.to_dict()["verdict"] == "failed validation"
+    links = pages.Links(plugin="/synth-gates", airflow="")
+    overview = pages.overview_page([gate_history.domain_history(config, store=store)], [], links)
+    detail = pages.detail_page(gate_history.run_detail(config, row.run_id, store=store), links)
+    for html in (overview, detail):
+        assert 'data-decision="failed validation"' in html and 'data-decision="pass"' not in html.split("<h2")[0]

@@ -154,3 +154,15 @@ def test_same_seed_same_training(tiny_config, tiny_lm, embedder, gsm8k_targets, 
     a = train_soft_prompt(config, tiny_lm, embedder, gsm8k_targets, tmp_path / "a")
     b = train_soft_prompt(config, tiny_lm, embedder, gsm8k_targets, tmp_path / "b")
     assert a.checkpoint_hash == b.checkpoint_hash
+
+
+def test_bf16_runs_only_where_the_device_has_it_natively(caplog):
+    import torch
+
+    from synth_core.models import native_bf16, use_bf16
+
+    cpu = torch.device("cpu")
+    assert use_bf16(False, cpu, "generation.bf16") is False
+    with caplog.at_level("WARNING"):
+        assert use_bf16(True, cpu, "generation.bf16") is native_bf16(cpu)
+    assert native_bf16(cpu) or "generation.bf16=true, but this cpu has no native bf16" in caplog.text
