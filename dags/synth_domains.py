@@ -115,7 +115,7 @@ def domain_dag(domain: DomainFile) -> DAG:
         def refresh_targets() -> dict:
             from synth_core.pipeline import refresh_targets
 
-            return run_step(refresh_targets, path)
+            return run_step(refresh_targets, path, first=True)
 
         @task
         def validate_targets() -> dict:
@@ -130,10 +130,11 @@ def domain_dag(domain: DomainFile) -> DAG:
             return run_step(train_soft_prompt, path)
 
         @task(**GPU, execution_timeout=timedelta(hours=3))
-        def generate(shard: int, trained: dict) -> dict:
+        def generate(shard: int, shards: int, trained: dict) -> dict:
             from synth_core.pipeline import generate_shard
 
-            return run_step(generate_shard, path, shard=shard, checkpoint_prefix=trained["checkpoint_prefix"])
+            return run_step(generate_shard, path, shard=shard, shards=shards,
+                            checkpoint_prefix=trained["checkpoint_prefix"])
 
         @task(execution_timeout=timedelta(hours=1))
         def filter_and_gate() -> dict:
@@ -183,7 +184,8 @@ def domain_dag(domain: DomainFile) -> DAG:
 
         trained = train_soft_prompt()
         refresh_targets() >> validate_targets() >> trained
-        shards = generate.partial(trained=trained).expand(shard=list(range(config.generation.shards)))
+        shard_count = config.generation.shards  # fixed at parse time: the mapping and each shard's slice agree
+        shards = generate.partial(trained=trained, shards=shard_count).expand(shard=list(range(shard_count)))
         gate = filter_and_gate()
         validation = validate_synthetic()
         shards >> gate >> validation

@@ -279,15 +279,11 @@ class PublishConfig:
         "help": "Airflow aws connection; empty uses boto3's normal chain"})
     license: str = field(default="see target data provenance", metadata={
         "help": "license line of the dataset card (the target data's license applies to derivatives)"})
-    max_attempts: int = field(default=4, metadata={"help": "tries of the whole (idempotent) publish"})
-    retry_backoff_s: float = field(default=2.0, metadata={"help": "first back-off; doubles after each try"})
 
     def __post_init__(self) -> None:
         _check_store_uri("publish.uri", self.uri)
         _check(not self.quarantine_uri or self.quarantine_uri.startswith(("file://", "s3://")),
                "publish.quarantine_uri", self.quarantine_uri, "must start with file:// or s3://")
-        _check(self.max_attempts >= 1, "publish.max_attempts", self.max_attempts, "must be >= 1")
-        _check(self.retry_backoff_s >= 0, "publish.retry_backoff_s", self.retry_backoff_s, "must be >= 0")
 
     @property
     def quarantine(self) -> str:
@@ -416,6 +412,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 REPLACED_KEYS = {
     "gate.max_leakage_rate": "leakage is now judged against the near-copy rate of real held-out rows; "
                              "remove the key (gate.leakage_margin sets the allowed excess, default 0.02)",
+    "publish.max_attempts": "a failed publish is retried by its Airflow task (transport errors by botocore); "
+                            "remove the key",
+    "publish.retry_backoff_s": "a failed publish is retried by its Airflow task with exponential back-off; "
+                               "remove the key",
 }
 
 

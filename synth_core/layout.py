@@ -20,6 +20,7 @@ GATE_STEP = "gate"
 VALIDATE_SYNTHETIC_STEP = "validate_synthetic"
 
 # Files inside a step's prefix.
+RESOLVED_CONFIG = "resolved_config.json"  # the run's config as its first step resolved it, under refresh/
 SNAPSHOT_FILE = "target_snapshot.parquet"
 LINEAGE_FILE = "lineage.json"
 GATE_REPORT_JSON = "gate_report.json"

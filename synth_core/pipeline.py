@@ -24,6 +24,8 @@ from synth_core.layout import (
     GATE_REPORT_JSON,
     GATE_STEP,
     GENERATE_STEP,
+    REFRESH_STEP,
+    RESOLVED_CONFIG,
     TRAIN_STEP,
     run_prefix,
 )
@@ -52,9 +54,26 @@ def domain_store(config: DomainConfig) -> ArtifactStore:
     return open_store(config.store.uri, config.store.conn_id)
 
 
+def _resolved_config_key(config: DomainConfig, run: RunContext) -> str:
+    return f"{run_prefix(config.name, run.run_id, REFRESH_STEP)}/{RESOLVED_CONFIG}"
+
+
+def recorded_run_config(config: DomainConfig, run: RunContext, store: ArtifactStore) -> DomainConfig:
+    """The config the run's first step recorded, so every later task (on any worker, at any time) runs
+    with the same settings even if the YAML is edited mid-run; `config` itself before that."""
+    from synth_core.config import from_dict
+
+    key = _resolved_config_key(config, run)
+    if not store.exists(key):
+        return config
+    return from_dict(store.get_json(key), origin=store.uri_for(key))
+
+
 def refresh_targets(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
+    """Snapshot the targets; as the run's first step, also record the run's resolved config."""
     from synth_core.snapshot import refresh
 
+    store.put_json(_resolved_config_key(config, run), config.to_dict())
     return refresh(config, run.run_id, store)
 
 
@@ -113,21 +132,26 @@ def _fetch_checkpoint(store: ArtifactStore, prefix: str, into: Path) -> Path:
 
 
 def generate_shard(config: DomainConfig, run: RunContext, store: ArtifactStore, shard: int,
-                   checkpoint_prefix: str) -> dict[str, Any]:
-    """Generate shard `shard` of `generation.shards` from the stored checkpoint into the run's generate/ prefix."""
+                   checkpoint_prefix: str, shards: int | None = None) -> dict[str, Any]:
+    """Generate shard `shard` of `shards` from the stored checkpoint into the run's generate/ prefix.
+
+    `shards` is the count the tasks were mapped over (the DAG's, fixed when it was parsed); it defaults
+    to `generation.shards`. Each shard's rows come from its slice of `generation.num_samples`.
+    """
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
     from synth_core.snapshot import read_target_split
 
     settings = config.generation
+    shards = shards or settings.shards
     scratch = run.scratch(config, f"{GENERATE_STEP}-{shard}")
     checkpoint = _fetch_checkpoint(store, checkpoint_prefix, scratch / "checkpoint")
     generator, lm = build_generator(config, checkpoint, targets=read_target_split(config, run.run_id, store))
     local = scratch / "part.parquet"
     result = generate_to_parquet(generator, local, num_samples=settings.num_samples, batch_size=settings.batch_size,
-                                 seed=settings.seed, shard=shard, shards=settings.shards,
+                                 seed=settings.seed, shard=shard, shards=shards,
                                  generator_name=lm.identity.name)
-    key = f"{run_prefix(config.name, run.run_id, GENERATE_STEP)}/part-{shard:05d}-of-{settings.shards:05d}.parquet"
+    key = f"{run_prefix(config.name, run.run_id, GENERATE_STEP)}/part-{shard:05d}-of-{shards:05d}.parquet"
     store.put_file(key, local)
     return {"key": key, "rows": result.rows, "new_tokens": result.new_tokens,
             "tokens_per_second": round(result.tokens_per_second, 1), "finished_fraction": result.finished_fraction}

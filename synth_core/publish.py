@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -55,7 +54,8 @@ class PublishRefused(RuntimeError):
 
 
 class PublishFailed(RuntimeError):
-    """The destination stayed unreachable through every retry; the run is not published."""
+    """Transient: the destination failed mid-write (after botocore's own transport retries). Nothing is
+    visible as published; the task's retry (Airflow's, the one retry layer for a whole step) completes it."""
 
 
 def read_gate_report(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
@@ -114,20 +114,13 @@ def _checkpoint_hash(report: dict[str, Any], parts: dict[str, bytes]) -> str | N
     return values.pop() if len(values) == 1 else None
 
 
-def with_retries(action: Callable[[], T], attempts: int, backoff_s: float, what: str) -> T:
-    """Retry an idempotent multi-step action on transient store errors, doubling the back-off."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except TransientStoreError as exc:
-            if attempt == attempts:
-                raise PublishFailed(f"{what} failed after {attempts} attempts: {exc}. It is not published: "
-                                    f"readers only trust a prefix with {MANIFEST}; re-run the same run id to "
-                                    f"complete it") from exc
-            delay = backoff_s * 2 ** (attempt - 1)
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", what, attempt, attempts, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+def _transactionally(action: Callable[[], T], what: str) -> T:
+    """Run an idempotent write; a transient store error becomes `PublishFailed`, which says what is safe."""
+    try:
+        return action()
+    except TransientStoreError as exc:
+        raise PublishFailed(f"{what} failed: {exc}. It is not published: readers only trust a prefix with "
+                            f"{MANIFEST}; retrying the task (or re-running the same run id) completes it") from exc
 
 
 def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[bool, str]:
@@ -278,8 +271,7 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
         return {"published": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
                 "latest_updated": moved}
 
-    result = with_retries(attempt, config.publish.max_attempts, config.publish.retry_backoff_s,
-                          f"publish {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    result = _transactionally(attempt, f"publish {config.name} run {run_id} to {dest.uri_for(prefix)}")
     return {**result, "decision": decision, "files": len(entries), "rows": manifest["rows"]}
 
 
@@ -298,8 +290,7 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     manifest["evidence"] = [_file_entry(name, data, None) for name, data in evidence.items()]
     dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
-    written, manifest_sha = with_retries(lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
-                                         config.publish.max_attempts, config.publish.retry_backoff_s,
-                                         f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    written, manifest_sha = _transactionally(lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
+                                             f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
     return {"quarantined": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
             "files": len(entries), "rows": manifest["rows"], "reason": manifest["reason"]}

@@ -31,8 +31,7 @@ def domain_config(tmp_path: Path, source: dict | None = None, **sections: dict) 
                    "metadata_columns": ["topic"], "holdout_fraction": 0.25, "split_seed": 7, **(source or {})},
         "validation": {"min_rows": 10, "max_rows": 1000, "text_length": [10, 200],
                        "forbid_patterns": ["email", "phone", "card_number"]},
-        "publish": {"uri": (tmp_path / "published").as_uri(), "license": "CC0 (test data)",
-                    "max_attempts": 2, "retry_backoff_s": 0.05},
+        "publish": {"uri": (tmp_path / "published").as_uri(), "license": "CC0 (test data)"},
         "store": {"uri": (tmp_path / "artifacts").as_uri()},
     }
     for name, values in sections.items():

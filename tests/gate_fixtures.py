@@ -56,7 +56,7 @@ validation: {{min_rows: 10, text_length: [20, 2000], forbid_patterns: []}}
 generator: {{model: "embedded:tiny-random"}}
 gate: {{min_rows: 20, mauve_seeds: [0], pii_patterns: []}}
 store: {{uri: "{(data / 'artifacts').as_uri()}"}}
-publish: {{uri: "{(data / 'published').as_uri()}", license: "MIT (GSM8K)", max_attempts: 1}}
+publish: {{uri: "{(data / 'published').as_uri()}", license: "MIT (GSM8K)"}}
 """)
     return path
 

@@ -37,10 +37,15 @@ def run_config(config_path: str, params: Mapping[str, Any]) -> DomainConfig:
     return config.with_overrides(overrides) if overrides else config
 
 
-def run_step(step: Callable[..., dict[str, Any]], config_path: str, **kwargs: Any) -> dict[str, Any]:
-    """`step(config, run, store, **kwargs)` for the current task's run; its small dict becomes the XCom."""
+def run_step(step: Callable[..., dict[str, Any]], config_path: str, *, first: bool = False,
+             **kwargs: Any) -> dict[str, Any]:
+    """`step(config, run, store, **kwargs)` for the current task's run; its small dict becomes the XCom.
+
+    The run's first step (`first=True`) resolves the config from the YAML and the DAG params and
+    records it; every later step runs with that recorded config.
+    """
     from synth_core.config import ConfigError
-    from synth_core.pipeline import RunContext, domain_store
+    from synth_core.pipeline import RunContext, domain_store, recorded_run_config
     from synth_core.publish import PublishRefused
     from synth_core.quality.gate import GateInputError
     from synth_core.store import StoreAccessError
@@ -52,7 +57,10 @@ def run_step(step: Callable[..., dict[str, Any]], config_path: str, **kwargs: An
     try:
         config = run_config(config_path, context["params"])
         run = RunContext(run_id=context["run_id"], ds=ds, force_retrain=bool(context["params"].get("force_retrain")))
-        result = step(config, run, domain_store(config), **kwargs)
+        store = domain_store(config)
+        if not first:
+            config = recorded_run_config(config, run, store)
+        result = step(config, run, store, **kwargs)
     except (ConfigError, ValidationFailed, GateInputError, PublishRefused, StoreAccessError) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
     log_key_figures(step.__name__, result)

@@ -46,4 +46,6 @@ def run(args: argparse.Namespace) -> int:
         emit({**summary, "error": str(exc), "kind": type(exc).__name__})
         return 1
     emit(summary)
+    if not summary["validate_synthetic"]["success"]:
+        return GATE_EXIT_CODES["fail"]  # quarantined by the synthetic validation, whatever the gate said
     return GATE_EXIT_CODES[summary["gate"]["decision"]]

@@ -66,12 +66,11 @@ def test_wrong_credentials_are_a_clear_error(tmp_path: Path, s3_server: SeaweedS
         store.put_bytes("arith/run1/x", b"x")
 
 
-def test_server_stopped_mid_publish_retries_then_fails_and_nothing_looks_published(
-        tmp_path: Path, own_s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_server_stopped_mid_publish_fails_and_nothing_looks_published(
+        tmp_path: Path, own_s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
     use_s3(monkeypatch, own_s3_server)
     prefix = f"s3://{BUCKET}/crash"
-    config = _published_config(tmp_path, prefix, max_attempts=3, retry_backoff_s=0.2)
+    config = _published_config(tmp_path, prefix)
     store = open_store(tmp_path.joinpath("artifacts").as_uri())
     write_generated_run(config, "run1", store)
 
@@ -85,9 +84,9 @@ def test_server_stopped_mid_publish_retries_then_fails_and_nothing_looks_publish
 
     monkeypatch.setattr(dest, "put_bytes", put_then_crash)
     started = time.perf_counter()
-    with pytest.raises(PublishFailed, match="failed after 3 attempts"):
+    # botocore retries the request (max_attempts=2); the publish itself is retried by its Airflow task
+    with pytest.raises(PublishFailed, match="It is not published: readers only trust a prefix with manifest.json"):
         publish(config, "run1", store, DS, destination=dest)
-    assert len([r for r in caplog.records if "retrying in" in r.message]) == 2
     print(f"\nmid-publish crash: failed cleanly after {time.perf_counter() - started:.1f}s")
 
     own_s3_server.start()

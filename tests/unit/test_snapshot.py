@@ -57,3 +57,16 @@ def test_cli_refresh_ends_with_a_json_summary(tmp_path: Path, capsys: pytest.Cap
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["command"] == "refresh" and summary["rows"] == 40 and not summary["reused"]
     assert (tmp_path / "artifacts/arith/cli1/refresh/lineage.json").is_file()
+
+
+def test_later_steps_run_with_the_config_the_first_step_recorded(tmp_path, artifact_store) -> None:
+    """Editing the YAML mid-run changes nothing for the run: its first step recorded the resolved config."""
+    from synth_core.pipeline import RunContext, recorded_run_config, refresh_targets
+
+    config = domain_config(tmp_path)
+    run = RunContext("run-recorded", "2025-01-31")
+    assert recorded_run_config(config, run, artifact_store) is config  # nothing recorded yet
+    refresh_targets(config, run, artifact_store)
+    edited = config.with_overrides({"generation.temperature": 0.3, "generation.shards": 7})
+    again = recorded_run_config(edited, run, artifact_store)
+    assert again == config and again.generation.shards == config.generation.shards
