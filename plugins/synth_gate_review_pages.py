@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
+from synth_core.html_table import html_table
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -135,18 +136,18 @@ HISTORY_COLUMNS = ["date", "run", "decision", "MAUVE", "reference", "bar", "leak
                    "kept / dropped", "GX validation", "published", "approved by"]
 
 
-def _history_row(run: GateRun, links: Links) -> str:
+def _history_cells(run: GateRun, links: Links) -> list[str]:
     run_link = f'<a href="{escape(links.run(run.domain, run.run_id))}">{escape(run.run_id)}</a>'
     if run.error:
-        return (f'<tr data-run-id="{escape(run.run_id)}"><td>—</td><td>{run_link}</td>'
-                f'<td colspan="{len(HISTORY_COLUMNS) - 2}" class="fail">report unreadable: {escape(run.error)}</td></tr>')
+        unreadable = f'<span class="fail">report unreadable: {escape(run.error)}</span>'
+        return ["—", run_link, unreadable] + [""] * (len(HISTORY_COLUMNS) - 3)
     status, approved = _publication(run, links)
     kept = f"{run.rows_kept if run.rows_kept is not None else '—'} / {run.rows_dropped if run.rows_dropped is not None else '—'}"
     cells = [escape((run.created_at or "—").replace("T", " ")), run_link, _decision(run.verdict),
              f'<span class="mauve">{_score(run.mauve)}</span>', _score(run.mauve_reference), _score(run.mauve_threshold),
              _rate(run.leakage_rate), _rate(run.duplicate_rate), escape(kept), _validation(run.validation),
              status, approved]
-    return f'<tr data-run-id="{escape(run.run_id)}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return cells
 
 
 def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], links: Links) -> str:
@@ -163,20 +164,14 @@ def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], li
         if h.error:
             body.append(f'<div class="note">{escape(h.error)}</div>')
         if h.runs:
-            head = "".join(f"<th>{escape(c)}</th>" for c in HISTORY_COLUMNS)
-            rows = "".join(_history_row(r, links) for r in h.runs)
-            body.append(trend_svg(h.runs) + f"<table class=history><tr>{head}</tr>{rows}</table>")
+            table = html_table(HISTORY_COLUMNS, [_history_cells(r, links) for r in h.runs],
+                               table_attrs="class=history",
+                               row_attrs=[f'data-run-id="{escape(r.run_id)}"' for r in h.runs])
+            body.append(trend_svg(h.runs) + table)
         elif not h.error:
             body.append('<p class="muted">No gated runs yet.</p>')
         body.append("</section>")
     return _page("Synthetic data gates", "".join(body))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """Cells are already escaped markup."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                                               for row in rows) + "</table>"
 
 
 def detail_page(detail: RunDetail, links: Links) -> str:
@@ -190,14 +185,14 @@ def detail_page(detail: RunDetail, links: Links) -> str:
             "<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in run.reasons) + "</ul>"]
     if detail.error:
         body.append(f'<div class="note">{escape(detail.error)}</div>')
-    body.append("<h2>Figures</h2>" + _table(["figure", "value"], [
+    body.append("<h2>Figures</h2>" + html_table(["figure", "value"], [
         ["created", escape(run.created_at or "—")], ["leakage rate", _rate(run.leakage_rate)],
         ["duplicate rate", _rate(run.duplicate_rate)], ["rows in", escape(str(run.rows_input))],
         ["rows kept", escape(str(run.rows_kept))], ["rows dropped", escape(str(run.rows_dropped))],
         ["dropped by reason", escape(str((report.get("counts") or {}).get("dropped_by_reason", {})))],
         ["GX validation", _validation(run.validation)], ["publication", status], ["approved by", approved]]))
     criteria = report.get("criteria") or []
-    body.append("<h2>Criteria</h2>" + _table(["metric", "value", "threshold", "outcome", "reason"], [
+    body.append("<h2>Criteria</h2>" + html_table(["metric", "value", "threshold", "outcome", "reason"], [
         [escape(str(c.get("metric"))), _score(c.get("value")), f"{escape(str(c.get('comparison', '')))} "
          f"{_score(c.get('threshold'))}", _decision(c.get("outcome")), escape(str(c.get("reason", "")))]
         for c in criteria]))
@@ -216,11 +211,11 @@ def detail_page(detail: RunDetail, links: Links) -> str:
     dropped = [[escape(str(d.get("reason"))), escape(str(d.get("detail", ""))), f"<pre>{escape(str(d.get('text')))}</pre>"]
                for d in samples.get("dropped") or []]
     body.append(f"<details open><summary><h2 style=display:inline>Sample rows kept ({len(kept)})</h2></summary>"
-                + (_table(["#", "text"], kept) if kept else '<p class="muted">none</p>') + "</details>")
+                + (html_table(["#", "text"], kept) if kept else '<p class="muted">none</p>') + "</details>")
     body.append(f"<details open><summary><h2 style=display:inline>Sample rows dropped ({len(dropped)})</h2></summary>"
-                + (_table(["reason", "detail", "text"], dropped) if dropped else '<p class="muted">none</p>')
+                + (html_table(["reason", "detail", "text"], dropped) if dropped else '<p class="muted">none</p>')
                 + "</details>")
     identities = report.get("identities") or {}
-    body.append("<h2>Identities</h2>" + _table(["identity", "value"], [
+    body.append("<h2>Identities</h2>" + html_table(["identity", "value"], [
         [escape(str(k)), f"<code>{escape(str(v))}</code>"] for k, v in sorted(identities.items())]))
     return _page(f"{run.domain} {run.run_id} gate", "".join(body))

@@ -123,21 +123,22 @@ def failed_expectations(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render_html(title: str, result: dict[str, Any]) -> str:
     """A small self-contained page: one row per expectation, failures first."""
+    from synth_core.html_table import html_table
+
     rows = sorted(result["results"], key=lambda r: r["success"])
-    cells = "".join(
-        f"<tr class={'ok' if r['success'] else 'fail'}><td>{'pass' if r['success'] else 'FAIL'}</td>"
-        f"<td>{html.escape(r['expectation_config']['type'])}</td>"
-        f"<td>{html.escape(str(r['expectation_config'].get('meta', {}).get('check', '')))}</td>"
-        f"<td><code>{html.escape(str({k: v for k, v in r['expectation_config']['kwargs'].items() if k != 'batch_id'}))}"
-        f"</code></td><td><code>{html.escape(str(r.get('result', {}))[:500])}</code></td></tr>" for r in rows)
+    table = html_table(["status", "expectation", "check", "arguments", "result"], [
+        ["pass" if r["success"] else "FAIL", html.escape(r["expectation_config"]["type"]),
+         html.escape(str(r["expectation_config"].get("meta", {}).get("check", ""))),
+         f"<code>{html.escape(str({k: v for k, v in r['expectation_config']['kwargs'].items() if k != 'batch_id'}))}"
+         "</code>", f"<code>{html.escape(str(r.get('result', {}))[:500])}</code>"] for r in rows],
+        row_attrs=[f"class={'ok' if r['success'] else 'fail'}" for r in rows])
     stats = result["statistics"]
     return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif}td{border-bottom:1px solid #ddd;padding:4px;vertical-align:top}"
             ".fail{background:#fdd}.ok{background:#efe}</style>"
             f"<h1>{html.escape(title)}</h1><p>{'PASSED' if result['success'] else 'FAILED'}: "
             f"{stats['successful_expectations']} of {stats['evaluated_expectations']} expectations met.</p>"
-            "<table><tr><th>status</th><th>expectation</th><th>check</th><th>arguments</th><th>result</th></tr>"
-            f"{cells}</table>")
+            f"{table}")
 
 
 def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore, batch: Batch,

@@ -11,19 +11,14 @@ import io
 import json
 from html import escape
 
+from synth_core.html_table import html_table
+
 _COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f6f8fa}pre{white-space:pre-wrap;margin:0;font-size:12px}
 .decision{font-size:2em;font-weight:bold;color:#fff;padding:.3em .8em;border-radius:6px;display:inline-block}
 .pass{color:#1a7f37}.review{color:#9a6700}.fail{color:#cf222e}img{max-width:100%}"""
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; cells are escaped here, so callers pass plain text."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _number(value: float | None) -> str:
@@ -74,20 +69,20 @@ def _leakage_table(leakage: dict) -> str:
             for name, p in (("synthetic batch", leakage["synthetic"]), ("real held-out rows", leakage["reference"]))]
     rows.append(["excess (synthetic - real)", "", f"{leakage['excess']:+.1%}",
                  f"{leakage['excess_low']:+.1%} to {leakage['excess_high']:+.1%}"])
-    table = _table(["rows", "near copies", "rate", level], rows)
+    table = html_table(["rows", "near copies", "rate", level], rows)
     return table + f"<p>Allowed excess (gate.leakage_margin): {leakage['margin']:.1%}. Every copy is removed " \
                    "from the batch before publishing, whatever the decision.</p>"
 
 
 def _metrics_section(report: dict) -> str:
-    criteria = _table(["metric", "value", "must be", "threshold", "outcome", "why"], [
+    criteria = html_table(["metric", "value", "must be", "threshold", "outcome", "why"], [
         [escape(c["metric"]), _number(c["value"]), escape(c["comparison"]), _number(c["threshold"]),
          f'<b class="{escape(c["outcome"])}">{escape(c["outcome"])}</b>', escape(c["reason"])]
         for c in report["criteria"]])
     parts = ["<h2>Criteria</h2>", criteria]
     if report["mauve"]:
         mauve = report["mauve"]
-        parts += ["<h2>MAUVE</h2>", _table(["score", "mean", "spread (sd)", "per seed"], [
+        parts += ["<h2>MAUVE</h2>", html_table(["score", "mean", "spread (sd)", "per seed"], [
             [escape(name), _number(s["mean"]), _number(s["spread"]), escape(", ".join(f"{v:.3f}" for v in s["per_seed"]))]
             for name, s in (("synthetic vs real held-out", mauve["synthetic"]),
                             ("reference: real train vs real held-out", mauve["reference"]))])]
@@ -97,7 +92,7 @@ def _metrics_section(report: dict) -> str:
         parts += ["<h2>Near copies of train rows</h2>", _leakage_table(report["leakage"])]
     if report["shape"]:
         names = list(report["shape"]["synthetic"])
-        parts += ["<h2>Diversity and shape</h2>", _table(["metric", "synthetic", "real train (reference)"], [
+        parts += ["<h2>Diversity and shape</h2>", html_table(["metric", "synthetic", "real train (reference)"], [
             [escape(n), _number(report["shape"]["synthetic"][n]), _number(report["shape"]["real_train"][n])]
             for n in names])]
     parts.append(_length_plot(report["length_histogram"]))
@@ -106,15 +101,15 @@ def _metrics_section(report: dict) -> str:
 
 def _samples_section(report: dict) -> str:
     counts = report["counts"]
-    parts = ["<h2>Rows</h2>", _table(["input", "kept", "dropped"] + list(counts["dropped_by_reason"]), [
+    parts = ["<h2>Rows</h2>", html_table(["input", "kept", "dropped"] + list(counts["dropped_by_reason"]), [
         [str(counts["input"]), str(counts["kept"]), str(counts["dropped"])]
         + [str(n) for n in counts["dropped_by_reason"].values()]])]
     parts += ["<h3>Dropped rows (sample per reason; all rows in gate_dropped_rows.parquet)</h3>",
-              _table(["row", "reason", "detail", "text"], [
+              html_table(["row", "reason", "detail", "text"], [
                   [str(r["index"]), escape(r["reason"]), escape(r["detail"]), f"<pre>{escape(r['text'])}</pre>"]
                   for r in report["samples"]["dropped"]])]
     parts += ["<h3>Kept rows (sample)</h3>",
-              _table(["text"], [[f"<pre>{escape(t)}</pre>"] for t in report["samples"]["kept"]])]
+              html_table(["text"], [[f"<pre>{escape(t)}</pre>"] for t in report["samples"]["kept"]])]
     return "".join(parts)
 
 
