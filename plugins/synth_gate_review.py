@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from synth_gate_review_pages import Links, detail_page, overview_page
 
 from synth_core import gate_history
-from synth_core.layout import dag_id_for
+from synth_core.layout import GATE_REPORT_HTML, MANIFEST, dag_id_for
 
 URL_PREFIX = "/synth-gates"
 # the gate report is our own script-free HTML; serve it sandboxed all the same
@@ -97,7 +97,7 @@ def run_page(request: Request, config: DomainDep, run_id: str) -> str:
     return detail_page(_detail(config, run_id), _links(request))
 
 
-@app.get("/domains/{domain}/runs/{run_id}/gate_report.html")
+@app.get(f"/domains/{{domain}}/runs/{{run_id}}/{GATE_REPORT_HTML}")
 def gate_report(config: DomainDep, run_id: str) -> Response:
     try:
         html = gate_history.gate_report_html(config, run_id)
@@ -106,7 +106,7 @@ def gate_report(config: DomainDep, run_id: str) -> Response:
     return Response(html, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 
-@app.get("/domains/{domain}/runs/{run_id}/manifest.json")
+@app.get(f"/domains/{{domain}}/runs/{{run_id}}/{MANIFEST}")
 def published_manifest(config: DomainDep, run_id: str) -> JSONResponse:
     detail = _detail(config, run_id)
     if detail.manifest is None:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 from synth_core.html_table import html_table
+from synth_core.layout import GATE_REPORT_HTML, MANIFEST
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -79,7 +80,7 @@ def _publication(run: GateRun, links: Links) -> tuple[str, str]:
     pub = run.publication
     if pub is None:
         return '<span class="muted">not published</span>', "—"
-    status = f'<a href="{escape(links.run(run.domain, run.run_id, "manifest.json"))}">{escape(pub.status)}</a>'
+    status = f'<a href="{escape(links.run(run.domain, run.run_id, MANIFEST))}">{escape(pub.status)}</a>'
     if pub.is_latest:
         status += " (latest)"
     if pub.status == "published":
@@ -200,10 +201,10 @@ def detail_page(detail: RunDetail, links: Links) -> str:
         pub = run.publication
         body.append(f"<h2>Published data</h2><p>{escape(pub.status)} at <code>{escape(pub.uri)}</code> "
                     f"(ds {escape(str(pub.ds))}, {escape(str(pub.rows))} rows) · "
-                    f'<a href="{escape(links.run(run.domain, run.run_id, "manifest.json"))}">manifest</a></p>')
+                    f'<a href="{escape(links.run(run.domain, run.run_id, MANIFEST))}">manifest</a></p>')
     if detail.report_html_available:
         body.append('<h2>Gate report</h2><iframe sandbox title="gate report" '
-                    f'src="{escape(links.run(run.domain, run.run_id, "gate_report.html"))}"></iframe>')
+                    f'src="{escape(links.run(run.domain, run.run_id, GATE_REPORT_HTML))}"></iframe>')
     else:
         body.append('<p class="muted">No HTML gate report stored for this run.</p>')
     samples = report.get("samples") or {}

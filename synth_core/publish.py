@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from synth_core.config import DomainConfig
+from synth_core.dataset_card import render_dataset_card
+from synth_core.expectations import failed_expectations
 from synth_core.layout import (
     DATASET_CARD,
     GATE_REPORT_HTML,
@@ -35,12 +37,7 @@ from synth_core.layout import (
 )
 from synth_core.snapshot import read_lineage
 from synth_core.store import ArtifactStore, TransientStoreError, open_store
-from synth_core.validation import (
-    ValidationFailed,
-    failed_expectations,
-    synthetic_batch_keys,
-    validate_synthetic,
-)
+from synth_core.validation import ValidationFailed, synthetic_batch_keys, validate_synthetic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,59 +192,6 @@ def _manifest(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, 
                     "generator": config.generator.model, "embedder": config.generator.embedder,
                     "artifacts": store.uri_for(f"{config.name}/{run_id}")},
     }
-
-
-def render_dataset_card(config: DomainConfig, manifest: dict[str, Any]) -> str:
-    """A Hugging Face style dataset card: what the data is, how it was made, its gate result, use, license."""
-    lineage, gate = manifest["lineage"], manifest["gate"]
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in sorted(gate["metrics"].items())
-                        if isinstance(v, (int, float, str, bool))) or "| (none reported) | |"
-    review = f"Approved by **{manifest['approved_by']}** after review." if manifest.get("approved_by") else \
-        "Approved automatically by the gate (no review needed)."
-    tags = "".join(f"\n- {t}" for t in ["synthetic", "softsrv", *config.tags])
-    return f"""---
-pretty_name: {config.name} synthetic ({manifest['ds']}, run {manifest['run_id']})
-license: other
-tags:{tags}
-task_categories:
-- text-generation
----
-
-# {config.name}: synthetic text, run `{manifest['run_id']}` ({manifest['ds']})
-
-## What this is
-{manifest['rows']} synthetic examples in the style of the **{config.name}** domain: {config.description or "(no description)"}
-Each row has a `text` column plus provenance columns. Owner: {config.owner}.
-
-## How it was made
-A SoftSRV soft prompt was trained on a frozen LLM (`{lineage['generator']}`) against governed target
-examples, conditioned on context vectors from `{lineage['embedder']}`, and sampled; the samples were
-filtered (duplicates, near-copies of targets, degenerate text, PII) and validated with Great Expectations.
-
-| identity | value |
-| --- | --- |
-| target snapshot hash | `{lineage['snapshot_hash']}` |
-| soft-prompt checkpoint hash | `{lineage['checkpoint_hash']}` |
-| config hash | `{lineage['config_hash']}` |
-| run artifacts | `{lineage['artifacts']}` |
-
-## Quality gate
-Decision: **{gate['decision']}** ({'; '.join(gate['reasons']) or 'no reasons given'}). {review}
-
-| metric | value |
-| --- | --- |
-{metrics}
-
-## Intended use
-Fine-tuning and evaluating models for the {config.name} domain where real data is scarce. Not a source of
-facts: answers may be wrong. Do not use it to evaluate a model as if it were real data.
-
-## License
-Synthetic derivative of the domain's target data, whose license is: {config.publish.license}.
-
-## Files
-See `manifest.json` beside this card: every file with its size, sha256 and row count.
-"""
 
 
 def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, approved_by: str | None = None,

@@ -1,20 +1,17 @@
 """Great Expectations checks on the target snapshot (before training) and the synthetic batch (before publishing).
 
-The suite is plain data built from the domain's `validation` section (`expectation_specs`), so it can be
-read and tested without GX; GX Core runs it on an in-memory pandas batch (ephemeral context). The full
-result is written as JSON and HTML beside the run's artifacts first; then a failure raises a short
-`ValidationFailed` that names each failed expectation and its observed value. PII checks never copy
-the matching values into results or messages.
+The suite and how GX runs it live in `synth_core.expectations`. Here: which rows are validated, and
+the record: the full result is written as JSON and HTML beside the run's artifacts first; then a
+failure raises a short `ValidationFailed` that names each failed expectation and its observed value.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from synth_core.config import ConfigError
+from synth_core.expectations import Batch, expectation_specs, failed_expectations, render_html, run_suite
 from synth_core.layout import (
     APPROVED_BATCH_DIR,
     GATE_STEP,
@@ -23,19 +20,12 @@ from synth_core.layout import (
     VALIDATION_STEPS,
     run_prefix,
 )
-from synth_core.pii_patterns import pattern_regex
 from synth_core.store import ArtifactStore
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from synth_core.config import DomainConfig
-
-Batch = Literal["targets", "synthetic"]
-
-_PARTIAL_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
-                 "unexpected_list", "unexpected_index_list", "unexpected_index_query")
-
 
 class ValidationFailed(RuntimeError):
     """Deterministic: the data broke its expectations. Do not retry; fix the data or the config."""
@@ -44,101 +34,6 @@ class ValidationFailed(RuntimeError):
         super().__init__(message)
         self.failures = failures
         self.result_uri = result_uri
-
-
-def expectation_specs(config: DomainConfig, batch: Batch) -> list[dict[str, Any]]:
-    """The suite as data: [{type, kwargs, meta}], from the domain's YAML."""
-    v = config.validation
-    required = ["text", "split", *config.source.metadata_columns] if batch == "targets" else ["text"]
-    specs = [{"type": "expect_column_to_exist", "kwargs": {"column": c}, "meta": {"check": f"required:{c}"}}
-             for c in required]
-    specs += [
-        {"type": "expect_table_row_count_to_be_between",
-         "kwargs": {"min_value": v.min_rows, "max_value": v.max_rows}, "meta": {"check": "row_count"}},
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "text"}, "meta": {"check": "not_null"}},
-        {"type": "expect_column_value_lengths_to_be_between",
-         "kwargs": {"column": "text", "min_value": v.text_length[0], "max_value": v.text_length[1]},
-         "meta": {"check": "text_length"}},
-    ]
-    if v.unique_text:
-        specs.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": "text"},
-                      "meta": {"check": "unique_text"}})
-    for name in v.forbid_patterns:
-        regex = pattern_regex(name)
-        specs.append({"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "text", "regex": regex},
-                      "meta": {"check": f"pii:{name}", "pii": True}})
-    for i, extra in enumerate(v.extra_expectations):
-        if extra.get("on", "both") in (batch, "both"):
-            specs.append({"type": extra["type"], "kwargs": dict(extra.get("kwargs", {})),
-                          "meta": {"check": f"extra[{i}]", "config_key": f"validation.extra_expectations[{i}]"}})
-    return specs
-
-
-def run_suite(frame: pd.DataFrame, specs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """Validate `frame` with GX Core on an ephemeral context; returns the JSON-able result (PII scrubbed)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.expectations.registry import get_expectation_impl
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suite = gx.ExpectationSuite(name=name)
-    for spec in specs:
-        where = spec["meta"].get("config_key", spec["type"])
-        try:
-            suite.add_expectation(get_expectation_impl(spec["type"])(**spec["kwargs"], meta=spec["meta"]))
-        except Exception as exc:  # GX raises its own and pydantic errors for unknown names and bad kwargs
-            raise ConfigError(f"{where}: {spec['type']}({spec['kwargs']}) is not a valid GX expectation: "
-                              f"{str(exc).splitlines()[0]}") from None
-    asset = context.data_sources.add_pandas("synth").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format="SUMMARY").to_json_dict()
-    for item in result["results"]:
-        if item["expectation_config"].get("meta", {}).get("pii"):
-            for key in _PARTIAL_KEYS:
-                item["result"].pop(key, None)
-    return result
-
-
-def failed_expectations(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each failed expectation with what was observed, in a few words."""
-    failures = []
-    for item in result["results"]:
-        if item["success"]:
-            continue
-        cfg, res = item["expectation_config"], item.get("result", {})
-        if item.get("exception_info", {}).get("raised_exception"):
-            observed: Any = f"error: {item['exception_info']['exception_message']}"
-        elif "observed_value" in res:
-            observed = res["observed_value"]
-        else:
-            observed = {k: res[k] for k in ("unexpected_count", "unexpected_percent", "partial_unexpected_list")
-                        if k in res}
-            if "partial_unexpected_list" in observed:
-                observed["examples"] = [str(x)[:80] for x in observed.pop("partial_unexpected_list")[:3]]
-        failures.append({"expectation": cfg["type"], "check": cfg.get("meta", {}).get("check", ""),
-                         "column": cfg["kwargs"].get("column"), "observed": observed})
-    return failures
-
-
-def render_html(title: str, result: dict[str, Any]) -> str:
-    """A small self-contained page: one row per expectation, failures first."""
-    from synth_core.html_table import html_table
-
-    rows = sorted(result["results"], key=lambda r: r["success"])
-    table = html_table(["status", "expectation", "check", "arguments", "result"], [
-        ["pass" if r["success"] else "FAIL", html.escape(r["expectation_config"]["type"]),
-         html.escape(str(r["expectation_config"].get("meta", {}).get("check", ""))),
-         f"<code>{html.escape(str({k: v for k, v in r['expectation_config']['kwargs'].items() if k != 'batch_id'}))}"
-         "</code>", f"<code>{html.escape(str(r.get('result', {}))[:500])}</code>"] for r in rows],
-        row_attrs=[f"class={'ok' if r['success'] else 'fail'}" for r in rows])
-    stats = result["statistics"]
-    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif}td{border-bottom:1px solid #ddd;padding:4px;vertical-align:top}"
-            ".fail{background:#fdd}.ok{background:#efe}</style>"
-            f"<h1>{html.escape(title)}</h1><p>{'PASSED' if result['success'] else 'FAILED'}: "
-            f"{stats['successful_expectations']} of {stats['evaluated_expectations']} expectations met.</p>"
-            f"{table}")
 
 
 def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore, batch: Batch,

@@ -32,7 +32,7 @@ BASELINE_STYLES = ("plain", "chat")
 METHODS = tuple(f"hard-prompt-{s}" for s in BASELINE_STYLES) + SOFT_VARIANTS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scale:
     model: str
     target_rows: int  # training rows the prompts (and the few-shot baseline) may use
@@ -50,9 +50,15 @@ class Scale:
 
 
 SCALES = {
-    "smoke": Scale("embedded:tiny-random", 24, 16, 2, 8, 12, 4, 8, 8, 1, 4, plumbing_only=True),
-    "small": Scale("embedded:smollm2-135m", 400, 200, 150, 200, 192, 8, 50, 64, 30, 40),
-    "full": Scale("embedded:smollm2-135m", 100_000, 1000, 2000, 2000, 512, 16, 128, 1000, 300, 200),
+    "smoke": Scale(model="embedded:tiny-random", target_rows=24, test_rows=16, steps=2, num_samples=8,
+                   max_length=12, batch_size=4, gen_batch_size=8, finetune_rows=8, finetune_steps=1,
+                   gate_min_rows=4, plumbing_only=True),
+    "small": Scale(model="embedded:smollm2-135m", target_rows=400, test_rows=200, steps=150, num_samples=200,
+                   max_length=192, batch_size=8, gen_batch_size=50, finetune_rows=64, finetune_steps=30,
+                   gate_min_rows=40),
+    "full": Scale(model="embedded:smollm2-135m", target_rows=100_000, test_rows=1000, steps=2000, num_samples=2000,
+                  max_length=512, batch_size=16, gen_batch_size=128, finetune_rows=1000, finetune_steps=300,
+                  gate_min_rows=200),
 }
 
 

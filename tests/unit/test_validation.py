@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from synth_core.config import ConfigError, load_domain
+from synth_core.expectations import expectation_specs
 from synth_core.snapshot import refresh
 from synth_core.store import LocalStore
-from synth_core.validation import ValidationFailed, expectation_specs, validate_synthetic, validate_targets
+from synth_core.validation import ValidationFailed, validate_synthetic, validate_targets
 from tests.conftest import TARGET_ROWS, domain_config, write_generated_run
 
 pytestmark = pytest.mark.unit
