@@ -188,7 +188,9 @@ def detail_page(detail: RunDetail, links: Links) -> str:
         body.append(f'<div class="note">{escape(detail.error)}</div>')
     body.append("<h2>Figures</h2>" + html_table(["figure", "value"], [
         ["created", escape(run.created_at or "—")], ["leakage rate", _rate(run.leakage_rate)],
-        ["duplicate rate", _rate(run.duplicate_rate)], ["rows in", escape(str(run.rows_input))],
+        ["duplicate rate", _rate(run.duplicate_rate)],
+        ["k-NN precision (realism) / recall (coverage) vs held-out", f"{_score(run.precision)} / {_score(run.recall)}"],
+        ["rows in", escape(str(run.rows_input))],
         ["rows kept", escape(str(run.rows_kept))], ["rows dropped", escape(str(run.rows_dropped))],
         ["dropped by reason", escape(str((report.get("counts") or {}).get("dropped_by_reason", {})))],
         ["GX validation", _validation(run.validation)], ["publication", status], ["approved by", approved]]))

@@ -242,6 +242,13 @@ class GateConfig:
     max_length_ks: float = field(default=0.3, metadata={
         "help": "KS statistic of lengths (synthetic vs held-out) above which a human reviews the batch"})
     sample_seed: int = field(default=0, metadata={"help": "seed for drawing the equal-size MAUVE samples"})
+    support_k: int = field(default=5, metadata={
+        "help": "k of the k-NN precision (realism) and recall (coverage) against held-out rows"})
+    min_precision: float | None = field(default=None, metadata={
+        "help": "k-NN precision below which a human reviews the batch (null: reported, not judged)"})
+    min_recall: float | None = field(default=None, metadata={
+        "help": "k-NN recall below which a human reviews the batch, e.g. a batch copying one mode (null: "
+                "reported, not judged)"})
 
     def __post_init__(self) -> None:
         for name in ("mauve_floor", "mauve_fraction_of_reference", "review_band", "leakage_margin",
@@ -259,6 +266,10 @@ class GateConfig:
                "gate.mauve_num_buckets", self.mauve_num_buckets, "must be 'auto' or an int in [2, gate.min_rows]")
         _check(self.mauve_scaling_factor > 0, "gate.mauve_scaling_factor", self.mauve_scaling_factor, "must be > 0")
         _check(self.leakage_ngram > 0, "gate.leakage_ngram", self.leakage_ngram, "must be > 0")
+        _check(self.support_k > 0, "gate.support_k", self.support_k, "must be > 0")
+        for name in ("min_precision", "min_recall"):
+            value = getattr(self, name)
+            _check(value is None or 0.0 <= value <= 1.0, f"gate.{name}", value, "must be null or in [0, 1]")
         low_high = self.length_quantiles
         _check(len(low_high) == 2 and 0.0 <= low_high[0] <= low_high[1] <= 1.0, "gate.length_quantiles", low_high,
                "must be [low, high] with 0 <= low <= high <= 1")

@@ -84,6 +84,8 @@ class GateRun:
     mauve_threshold: float | None = None
     leakage_rate: float | None = None
     duplicate_rate: float | None = None
+    precision: float | None = None  # k-NN precision (realism) and recall (coverage) against held-out rows
+    recall: float | None = None
     rows_input: int | None = None
     rows_kept: int | None = None
     rows_dropped: int | None = None
@@ -141,6 +143,7 @@ def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRu
     mauve = report.get("mauve") or {}
     counts = report.get("counts") or {}
     rates = report.get("rates") or {}
+    synthetic_shape = (report.get("shape") or {}).get("synthetic") or {}
     return GateRun(
         domain=domain, run_id=run_id, dag_id=dag_id_for(domain), created_at=report.get("created_at"),
         decision=report.get("decision"), reasons=list(report.get("reasons") or []),
@@ -148,6 +151,7 @@ def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRu
         mauve_reference=_number((mauve.get("reference") or {}).get("mean")),
         mauve_threshold=_mauve_threshold(report),
         leakage_rate=_number(rates.get("leakage_rate")), duplicate_rate=_number(rates.get("duplicate_rate")),
+        precision=_number(synthetic_shape.get("precision")), recall=_number(synthetic_shape.get("recall")),
         rows_input=counts.get("input"), rows_kept=counts.get("kept"), rows_dropped=counts.get("dropped"),
     )
 

@@ -37,6 +37,13 @@ def _at_most(metric: str, value: float, threshold: float, setting: str, outcome_
                      f"{metric} {value:.3f} exceeds gate.{setting}={threshold:.3f}")
 
 
+def _at_least(metric: str, value: float, threshold: float, setting: str, outcome_if_under: str) -> Criterion:
+    if value >= threshold:
+        return Criterion(metric, value, threshold, ">=", PASS, f"{metric} {value:.3f} >= {threshold:.3f}")
+    return Criterion(metric, value, threshold, ">=", outcome_if_under,
+                     f"{metric} {value:.3f} is below gate.{setting}={threshold:.3f}")
+
+
 def mauve_bar(reference: float, gate: GateConfig) -> float:
     """The score a synthetic batch needs to pass: floor, or a fraction of real-vs-real, whichever is higher."""
     return max(gate.mauve_floor, gate.mauve_fraction_of_reference * reference)
@@ -97,6 +104,9 @@ def criteria(metrics: Mapping[str, float | None], gate: GateConfig) -> list[Crit
     checks = _rate_criteria(metrics, gate)
     if metrics.get("length_ks") is not None:
         checks.append(_at_most("length_ks", metrics["length_ks"], gate.max_length_ks, "max_length_ks", REVIEW))
+    for metric, threshold in (("precision", gate.min_precision), ("recall", gate.min_recall)):
+        if threshold is not None and metrics.get(metric) is not None:
+            checks.append(_at_least(metric, metrics[metric], threshold, f"min_{metric}", REVIEW))
     checks.append(_mauve_criterion(metrics, gate))
     return checks
 

@@ -53,8 +53,9 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
     mauve = calibrated_mauve(mauve_features(synthetic), mauve_features(train), mauve_features(heldout),
                              num_buckets=gate.mauve_num_buckets, scaling_factor=gate.mauve_scaling_factor,
                              seeds=tuple(gate.mauve_seeds))
-    shape = {"synthetic": shape_metrics(synthetic, unit_rows(embed(synthetic)), heldout),
-             "real_train": shape_metrics(train, unit_rows(embed(train)), heldout)}
+    heldout_features = unit_rows(embed(heldout))
+    shape = {name: shape_metrics(rows, unit_rows(embed(rows)), heldout, heldout_features, gate.support_k)
+             for name, rows in (("synthetic", synthetic), ("real_train", train))}
     return mauve, shape, length_histogram({"synthetic": synthetic, "real held-out": heldout})
 
 
@@ -108,7 +109,8 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
     if len(kept) >= gate.min_rows:
         mauve, shape, histogram = _score(kept, target_train, target_heldout, gate, embed, mauve_features)
         metrics = {**rates, "mauve": mauve.synthetic.mean, "mauve_reference": mauve.reference.mean,
-                   "length_ks": shape["synthetic"].length_ks}
+                   "length_ks": shape["synthetic"].length_ks, "precision": shape["synthetic"].precision,
+                   "recall": shape["synthetic"].recall}
     elif hard_failures(rates, gate):  # the batch fails on leakage or duplicates whatever MAUVE would say
         mauve, shape, histogram = None, {}, length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
         metrics = {**rates, "kept_rows": len(kept)}

@@ -122,3 +122,27 @@ def test_new_gate_settings_have_defaults_and_help():
     assert gate.max_length_ks == 0.3 and gate.sample_seed == 0
     help_texts = {f.name: f.metadata.get("help") for f in dataclasses.fields(GateConfig)}
     assert help_texts["max_length_ks"] and help_texts["sample_seed"] and help_texts["pii_patterns"]
+
+
+def test_precision_and_recall_tell_a_mode_copy_from_a_faithful_sample():
+    from synth_core.quality.support import precision_recall
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 6
+    real = np.concatenate([c + rng.normal(size=(60, 8)) for c in centres])
+    faithful = np.concatenate([c + rng.normal(size=(60, 8)) for c in centres])
+    one_mode = centres[0] + rng.normal(size=(240, 8))
+    precision, recall = precision_recall(faithful, real, k=5)
+    assert precision > 0.8 and recall > 0.8
+    precision, recall = precision_recall(one_mode, real, k=5)
+    assert precision > 0.8 and recall < 0.4  # realistic rows, a quarter of the variety
+    with pytest.raises(ValueError, match="needs more than 5 rows"):
+        precision_recall(one_mode[:5], real, k=5)
+
+
+def test_precision_and_recall_thresholds_are_optional_and_send_to_review():
+    scored = {**CLEAN, "mauve": 0.9, "mauve_reference": 0.9, "precision": 0.95, "recall": 0.2}
+    decision, criteria = decide(scored, GateConfig())
+    assert decision == "pass" and "recall" not in _outcomes(criteria)  # reported, not judged, by default
+    decision, criteria = decide(scored, GateConfig(min_recall=0.5))
+    assert decision == "review" and _outcomes(criteria)["recall"] == "review"
