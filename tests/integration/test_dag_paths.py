@@ -134,6 +134,23 @@ def test_gate_failure_quarantines_and_publishes_nothing(tmp_path, monkeypatch, a
     assert asset_events(run) == []
 
 
+def test_a_batch_the_gate_passes_but_validation_rejects_is_quarantined_not_published(
+        tmp_path, monkeypatch, airflow_db, s3_prefix):
+    never = {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "text", "regex": "^NEVER"},
+             "on": "synthetic"}
+    dags = domain_dags(tmp_path, monkeypatch, s3_prefix, validation={"extra_expectations": [never]})
+    run = run_dag(dags[DAG_ID], datetime(2025, 5, 2, tzinfo=UTC))
+    assert run.state == "success", run.task_states
+    assert run.xcoms["filter_and_gate"]["decision"] == "pass" and not run.xcoms["validate_synthetic"]["success"]
+    assert run.task_states["publish"] == run.task_states["review"] == "skipped"
+    assert run.task_states["quarantine"] == run.task_states["done"] == "success"
+    published = open_store(f"{s3_prefix}/published")
+    assert all(key.startswith("_quarantine/") for key in published.list(""))
+    manifest = published.get_json(f"_quarantine/domain={DOMAIN}/date=2025-05-02/run={run.run_id}/manifest.json")
+    assert manifest["reason"].startswith("synthetic validation failed after gate decision 'pass'")
+    assert asset_events(run) == []
+
+
 def test_synth_run_cli_runs_every_step_without_airflow(tmp_path, s3_prefix, capsys):
     from synth_core.cli import main
 

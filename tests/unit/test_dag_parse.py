@@ -127,3 +127,18 @@ def test_a_broken_domain_yaml_leaves_the_others_loadable(tmp_path: Path):
     assert placeholder["schedule"] == "None"
     for shown in (placeholder["doc_md"], placeholder["description"]):
         assert str(domains / "boolq.yaml") in shown and "generation.num_samples=-5" in shown
+
+
+def test_route_names_the_task_for_every_gate_decision_and_validation_result():
+    sys.path.insert(0, str(REPO / "dags"))
+    try:
+        from synth_dags.steps import next_step, quarantine_reason
+    finally:
+        sys.path.remove(str(REPO / "dags"))
+    valid, invalid = {"success": True}, {"success": False, "message": "1 of 6 expectations failed"}
+    assert [next_step({"decision": d}, valid) for d in ("pass", "review", "fail")] == [
+        "publish", "review", "quarantine"]
+    assert {next_step({"decision": d}, invalid) for d in ("pass", "review", "fail")} == {"quarantine"}
+    assert quarantine_reason({"decision": "pass", "reasons": []}, invalid).startswith(
+        "synthetic validation failed after gate decision 'pass': 1 of 6")
+    assert "rejected on review" in quarantine_reason({"decision": "review", "reasons": ["x"]}, valid)
