@@ -13,14 +13,14 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import DAG, Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from synth_core.domains import DomainFile, discover_domains
 from synth_core.notify import notify_failure
+from synth_dags import tasks
 from synth_dags.assets import approved_asset
 from synth_dags.review import GateReviewOperator
-from synth_dags.steps import gate_metrics, next_step, quarantine_reason, reviewer, run_step
 
 START = datetime(2025, 1, 1)
 DEFAULT_ARGS = {
@@ -31,7 +31,6 @@ DEFAULT_ARGS = {
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": notify_failure,  # webhook from the Airflow connection `synth_alerts`, if set
 }
-GPU = {"queue": "gpu", "pool": "gpu"}
 # how long a gate review waits for a human before it defaults to Reject (a deployment setting:
 # production waits a week, `make demo` a few minutes)
 REVIEW_TIMEOUT = timedelta(minutes=float(os.environ.get("SYNTH_REVIEW_TIMEOUT_MINUTES", 7 * 24 * 60)))
@@ -88,7 +87,6 @@ Gate report: {{ gate.report_uri }}
 
 def domain_dag(domain: DomainFile) -> DAG:
     config, path = domain.config, str(domain.path)
-    asset = approved_asset(config.name)
 
     @dag(
         dag_id=domain.dag_id,
@@ -111,86 +109,20 @@ def domain_dag(domain: DomainFile) -> DAG:
         },
     )
     def synth_domain() -> None:
-        @task
-        def refresh_targets() -> dict:
-            from synth_core.pipeline import refresh_targets
-
-            return run_step(refresh_targets, path, first=True)
-
-        @task
-        def validate_targets() -> dict:
-            from synth_core.pipeline import validate_targets
-
-            return run_step(validate_targets, path)
-
-        @task(**GPU, execution_timeout=timedelta(hours=6))
-        def train_soft_prompt() -> dict:
-            from synth_core.pipeline import train_soft_prompt
-
-            return run_step(train_soft_prompt, path)
-
-        @task(**GPU, execution_timeout=timedelta(hours=3))
-        def generate(shard: int, shards: int, trained: dict) -> dict:
-            from synth_core.pipeline import generate_shard
-
-            return run_step(generate_shard, path, shard=shard, shards=shards,
-                            checkpoint_prefix=trained["checkpoint_prefix"])
-
-        @task(execution_timeout=timedelta(hours=1))
-        def filter_and_gate() -> dict:
-            from synth_core.pipeline import filter_and_gate
-
-            return run_step(filter_and_gate, path)
-
-        @task
-        def validate_synthetic() -> dict:
-            from synth_core.pipeline import validate_synthetic_batch
-
-            return run_step(validate_synthetic_batch, path)
-
-        @task.branch
-        def route(gate: dict, validation: dict) -> str:
-            """publish, review or quarantine: see `next_step`."""
-            return next_step(gate, validation)
-
-        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[asset])
-        def publish(gate: dict) -> dict:
-            from synth_core.pipeline import publish_batch
-
-            context = get_current_context()
-            approved_by = reviewer(context["ti"].xcom_pull(task_ids="review", key="reviewer"))
-            published = run_step(publish_batch, path, approved_by=approved_by)
-            context["outlet_events"][asset].extra = {
-                "domain": config.name, "run_id": context["run_id"], "uri": published["uri"],
-                "manifest_sha256": published["manifest_sha256"], "rows": published["rows"],
-                "published": published["published"], "approved_by": approved_by,
-                "decision": gate["decision"], "metrics": gate_metrics(gate)}
-            return published
-
-        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        def quarantine(gate: dict, validation: dict) -> dict:
-            from synth_core.pipeline import quarantine_batch
-
-            return run_step(quarantine_batch, path, reason=quarantine_reason(gate, validation))
-
         review = GateReviewOperator(
-            task_id="review",
-            subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
-            body=REVIEW_BODY,
-            response_timeout=REVIEW_TIMEOUT,
-            publish_task="publish",
-            quarantine_task="quarantine",
-        )
-
-        trained = train_soft_prompt()
-        refresh_targets() >> validate_targets() >> trained
-        shard_count = config.generation.shards  # fixed at parse time: the mapping and each shard's slice agree
-        shards = generate.partial(trained=trained, shards=shard_count).expand(shard=list(range(shard_count)))
-        gate = filter_and_gate()
-        validation = validate_synthetic()
+            task_id="review", subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?", body=REVIEW_BODY,
+            response_timeout=REVIEW_TIMEOUT, publish_task="publish", quarantine_task="quarantine")
+        trained = tasks.train_soft_prompt(path)
+        tasks.refresh_targets(path) >> tasks.validate_targets(path) >> trained
+        shard_count = config.generation.shards  # fixed at parse time: the mapping and each slice agree
+        shards = tasks.generate.partial(config_path=path, shards=shard_count, trained=trained).expand(
+            shard=list(range(shard_count)))
+        gate = tasks.filter_and_gate(path)
+        validation = tasks.validate_synthetic(path)
         shards >> gate >> validation
-        published, quarantined = publish(gate), quarantine(gate, validation)
-        route(gate, validation) >> [published, review, quarantined]
+        published = tasks.publish.override(outlets=[approved_asset(config.name)])(path, config.name, gate)
+        quarantined = tasks.quarantine(path, gate, validation)
+        tasks.route(gate, validation) >> [published, review, quarantined]
         review >> [published, quarantined]  # Approve → publish, Reject → quarantine
         # the only leaf: fails the run when anything upstream failed (a skipped branch would hide it)
         [published, quarantined] >> EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)

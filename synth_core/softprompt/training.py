@@ -148,6 +148,43 @@ def _check_resumable(meta: CheckpointMeta, config: DomainConfig, identities: dic
         raise ValueError(f"cannot resume: {changed} changed since the checkpoint (use warm_start instead)")
 
 
+def _start(config: DomainConfig, lm: FrozenLM, context_dim: int, checkpoint_dir: Path, resume: bool,
+           identities: dict) -> tuple[SoftPrompt, CheckpointMeta]:
+    """The soft prompt to train and its record: resumed from `checkpoint_dir`, warm-started from
+    `soft_prompt.warm_start`, or new."""
+    cfg = config.soft_prompt
+    meta = CheckpointMeta(variant=cfg.variant, hyperparameters={}, step=0, config=config.to_dict(),
+                          identities=identities, seed=cfg.seed)
+    if resume and is_checkpoint(checkpoint_dir):
+        soft_prompt, meta = load_checkpoint(checkpoint_dir)
+        _check_resumable(meta, config, identities)
+        meta.config = config.to_dict()
+        log.info("resuming %s from step %d", checkpoint_dir, meta.step)
+        return soft_prompt, meta
+    if cfg.warm_start:
+        soft_prompt, warm = load_checkpoint(config.resolve_path(cfg.warm_start))
+        expected = _new_soft_prompt(config, lm, context_dim).hyperparameters()
+        if warm.variant != cfg.variant or warm.hyperparameters != expected:
+            raise ValueError(f"soft_prompt.warm_start={cfg.warm_start!r}: checkpoint is {warm.variant} "
+                             f"{warm.hyperparameters}, config needs {cfg.variant} {expected}")
+        meta.identities = {**identities, "warm_start": warm.theta_sha256}
+        log.info("warm start from %s (trained %d steps)", cfg.warm_start, warm.step)
+        return soft_prompt, meta
+    return _new_soft_prompt(config, lm, context_dim), meta
+
+
+def _optimise(soft_prompt: SoftPrompt, optimizer: torch.optim.Optimizer, nll: torch.Tensor, count: int,
+              grad_clip: float) -> float:
+    """One optimiser step on the mean token NLL; returns the loss."""
+    loss = nll / count
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(soft_prompt.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, targets: TargetSplit,
                       out_dir: Path, resume: bool = False) -> TrainResult:
     """Train (or resume, or warm-start) the domain's soft prompt; checkpoints land in out_dir/checkpoint."""
@@ -166,23 +203,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     train_tokens = tokenize_targets(lm.tokenizer, targets.train, cfg.max_length)
     heldout_tokens = tokenize_targets(lm.tokenizer, heldout_texts, cfg.max_length)
 
-    meta = CheckpointMeta(variant=cfg.variant, hyperparameters={}, step=0, config=config.to_dict(),
-                          identities=identities, seed=cfg.seed)
-    if resume and is_checkpoint(checkpoint_dir):
-        soft_prompt, meta = load_checkpoint(checkpoint_dir)
-        _check_resumable(meta, config, identities)
-        meta.config = config.to_dict()
-        log.info("resuming %s from step %d", checkpoint_dir, meta.step)
-    elif cfg.warm_start:
-        soft_prompt, warm = load_checkpoint(config.resolve_path(cfg.warm_start))
-        expected = _new_soft_prompt(config, lm, train_context.shape[1]).hyperparameters()
-        if warm.variant != cfg.variant or warm.hyperparameters != expected:
-            raise ValueError(f"soft_prompt.warm_start={cfg.warm_start!r}: checkpoint is {warm.variant} "
-                             f"{warm.hyperparameters}, config needs {cfg.variant} {expected}")
-        meta.identities = {**identities, "warm_start": warm.theta_sha256}
-        log.info("warm start from %s (trained %d steps)", cfg.warm_start, warm.step)
-    else:
-        soft_prompt = _new_soft_prompt(config, lm, train_context.shape[1])
+    soft_prompt, meta = _start(config, lm, train_context.shape[1], checkpoint_dir, resume, identities)
     soft_prompt.to(lm.device).train()
     meta.hyperparameters = soft_prompt.hyperparameters()
     resumed_from = meta.step
@@ -203,14 +224,8 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
         nll, count = target_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
                                 attention_mask, bf16)
-        loss = nll / count
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(soft_prompt.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss_value = _optimise(soft_prompt, optimizer, nll, count, cfg.grad_clip)
         tokens_seen += count
-        loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; "
                                      f"lower soft_prompt.learning_rate={cfg.learning_rate}")
@@ -220,8 +235,9 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         done = meta.step == cfg.steps
         if meta.step % cfg.log_every == 0 or done:
             elapsed = time.perf_counter() - started
-            log.info("step %d/%d loss %.4f (ema %.4f) %.0f tok/s", meta.step, cfg.steps, loss_value, ema,
-                     tokens_seen / max(elapsed, 1e-9))
+            remaining = elapsed / (meta.step - resumed_from) * (cfg.steps - meta.step)
+            log.info("step %d/%d loss %.4f (ema %.4f) %.0f tok/s, ~%.0f s left", meta.step, cfg.steps, loss_value,
+                     ema, tokens_seen / max(elapsed, 1e-9), remaining)
         if meta.step % cfg.eval_every == 0 or done:
             soft_prompt.eval()
             meta.eval_history.append([meta.step, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens,
