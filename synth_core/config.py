@@ -242,6 +242,9 @@ class GateConfig:
     max_length_ks: float = field(default=0.3, metadata={
         "help": "KS statistic of lengths (synthetic vs held-out) above which a human reviews the batch"})
     sample_seed: int = field(default=0, metadata={"help": "seed for drawing the equal-size MAUVE samples"})
+    drop_unfinished: bool = field(default=True, metadata={
+        "help": "drop rows cut at generation.max_new_tokens (no end of sequence) before scoring; they are "
+                "never published"})
     support_k: int = field(default=5, metadata={
         "help": "k of the k-NN precision (realism) and recall (coverage) against held-out rows"})
     min_precision: float | None = field(default=None, metadata={

@@ -172,7 +172,7 @@ def read_generated_batch(config: DomainConfig, run: RunContext, store: ArtifactS
 def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
     """Filter the generated batch, score it, write the gate report and the kept rows; return the decision."""
     from synth_core.models import load_embedder
-    from synth_core.quality.gate import batch_provenance, run_gate
+    from synth_core.quality.gate import batch_provenance, finished_flags, run_gate
     from synth_core.snapshot import read_lineage, read_target_split
 
     frame = read_generated_batch(config, run, store)
@@ -183,7 +183,7 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
                   "embedder": embedder.identity.to_dict()}
     out_dir = run.scratch(config, GATE_STEP)
     report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, embed=embedder.encode_cached,
-                      identities=identities, out_dir=out_dir)
+                      identities=identities, out_dir=out_dir, finished=finished_flags(frame))
     prefix = run_prefix(config.name, run.run_id, GATE_STEP)
     kept = frame[frame["text"].isin(set(report.kept_texts))].drop_duplicates("text")
     buffer = io.BytesIO()

@@ -74,7 +74,8 @@ def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore
     return keys
 
 
-def read_synthetic_batch(config: DomainConfig, run_id: str, store: ArtifactStore) -> pd.DataFrame:
+def read_approved_batch(config: DomainConfig, run_id: str, store: ArtifactStore) -> pd.DataFrame:
+    """The rows the gate kept (`gate/batch/`), the only rows validation and publishing read."""
     import pandas as pd
 
     return pd.concat([pd.read_parquet(io.BytesIO(store.get_bytes(k)))
@@ -83,4 +84,4 @@ def read_synthetic_batch(config: DomainConfig, run_id: str, store: ArtifactStore
 
 def validate_synthetic(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
     """Check the run's approved batch (the rows the gate kept, under `gate/batch/`) before publishing."""
-    return _validate_and_record(config, run_id, store, "synthetic", read_synthetic_batch(config, run_id, store))
+    return _validate_and_record(config, run_id, store, "synthetic", read_approved_batch(config, run_id, store))

@@ -26,16 +26,19 @@ def run(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
     from synth_core.config import load_domain
     from synth_core.layout import GATE_EXIT_CODES
-    from synth_core.quality import GateInputError, read_synthetic_batch, run_gate
+    from synth_core.quality import GateInputError, read_synthetic_file, run_gate
+    from synth_core.quality.gate import batch_provenance, finished_flags
     from synth_core.sources import load_target_split
 
     config = load_domain(args.domain_yaml)
     try:
-        texts, provenance = read_synthetic_batch(args.synthetic)
+        frame = read_synthetic_file(args.synthetic)
+        provenance = batch_provenance(frame)
         targets = load_target_split(config)
         identities = {**provenance, "target_snapshot_hash": targets.snapshot_hash,
                       "generator": provenance.get("generator", config.generator.model)}
-        report = run_gate(config, texts, targets.train, targets.heldout, identities=identities, out_dir=args.out)
+        report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, identities=identities,
+                          out_dir=args.out, finished=finished_flags(frame))
     except GateInputError as exc:
         logging.getLogger("synth.gate").error("%s", exc)
         emit({"command": "gate", "domain": config.name, "error": str(exc), "kind": "gate_input"})

@@ -18,7 +18,7 @@ from synth_core.quality.lexical import ngrams, normalize_for_match, repetition_r
 from synth_core.quality.pii import PiiScanner
 from synth_core.quality.similarity import greedy_near_duplicates, nearest
 
-DROP_REASONS = ("empty", "too_short", "too_long", "repetition", "pii", "leakage", "exact_duplicate",
+DROP_REASONS = ("empty", "unfinished", "too_short", "too_long", "repetition", "pii", "leakage", "exact_duplicate",
                 "near_duplicate")
 
 
@@ -99,17 +99,24 @@ class LeakageGuard:
 
 
 def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateConfig,
-                 embed: Callable[[Sequence[str]], np.ndarray]) -> FilterResult:
-    """Drop degenerate, PII-bearing, leaked and duplicate rows; `embed` features texts (cached)."""
+                 embed: Callable[[Sequence[str]], np.ndarray], finished: Sequence[bool] | None = None) -> FilterResult:
+    """Drop cut-off, degenerate, PII-bearing, leaked and duplicate rows; `embed` features texts (cached).
+
+    `finished[i]` says whether row i ended by end-of-sequence or a stop (False: cut at the token cap);
+    None when the batch does not record it. Every dropped row's text is PII-redacted: it is evidence in
+    the gate report, which reviewers read and quarantine keeps.
+    """
     bounds = length_bounds(target_texts, gate)
     scanner = PiiScanner(gate.pii_patterns)
     dropped: list[DroppedRow] = []
     survivors: list[int] = []
     for i, text in enumerate(texts):
-        degenerate = _degenerate_reason(text, tokenize(text), bounds, gate)
+        cut_off = gate.drop_unfinished and finished is not None and not finished[i] and bool(text.strip())
+        degenerate = (("unfinished", "stopped at generation.max_new_tokens, not at an end of sequence")
+                      if cut_off else _degenerate_reason(text, tokenize(text), bounds, gate))
         pii = None if degenerate else scanner.find(text)
         if degenerate:
-            dropped.append(DroppedRow(i, text, *degenerate))
+            dropped.append(DroppedRow(i, scanner.redact(text), *degenerate))
         elif pii:
             dropped.append(DroppedRow(i, scanner.redact(text), "pii", f"matches PII pattern {pii!r} (redacted)"))
         else:

@@ -60,10 +60,11 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
 
 
 def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], target_heldout: Sequence[str],
-                               gate: GateConfig, embed: FeatureFn) -> tuple[FilterResult, CalibratedLeakage]:
+                               gate: GateConfig, embed: FeatureFn, finished: Sequence[bool] | None = None
+                               ) -> tuple[FilterResult, CalibratedLeakage]:
     """The filters (every copy of any target row removed), then the batch's near-copy rate of train rows
     beside real held-out rows' rate, on the rows that reached the leakage check."""
-    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed)
+    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed, finished)
     screened = [texts[i] for i in filtered.screened]
     leakage = calibrated_leakage(screened, unit_rows(embed(screened)), target_train,
                                  unit_rows(embed(list(target_train))), target_heldout,
@@ -74,8 +75,11 @@ def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], ta
 def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train: Sequence[str],
              target_heldout: Sequence[str], *, embed: FeatureFn | None = None,
              mauve_features: FeatureFn | None = None, identities: dict | None = None,
-             out_dir: Path | None = None) -> GateReport:
+             out_dir: Path | None = None, finished: Sequence[bool] | None = None) -> GateReport:
     """Gate one synthetic batch and, if `out_dir` is given, write the report there.
+
+    finished: per row, whether it ended by end-of-sequence/stop (the batch's `finished` column); rows
+        cut at the token cap are dropped when gate.drop_unfinished (the default). None: not recorded.
 
     embed: texts -> sentence embeddings, for the near-duplicate and leakage checks and the shape
         metrics (default: the configured embedder); with gate.mauve_features="embedder" MAUVE uses
@@ -100,7 +104,7 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         mauve_features = CachedFeatures(mauve_features)
 
     texts = list(synthetic_texts)
-    filtered, leakage = filter_and_measure_leakage(texts, target_train, target_heldout, gate, embed)
+    filtered, leakage = filter_and_measure_leakage(texts, target_train, target_heldout, gate, embed, finished)
     dropped = count_by_reason(filtered.dropped)
     rates = {"leakage_rate": dropped["leakage"] / len(texts),
              "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts),
@@ -143,8 +147,8 @@ def batch_provenance(frame) -> dict:
     return provenance
 
 
-def read_synthetic_batch(path: Path) -> tuple[list[str], dict]:
-    """Texts of a synthetic Parquet batch and the provenance its columns carry (checkpoint, variant...)."""
+def read_synthetic_file(path: Path):
+    """A synthetic batch from a Parquet file (as `synth generate` writes it), checked to have a `text` column."""
     import pandas as pd
 
     if not Path(path).is_file():
@@ -152,5 +156,11 @@ def read_synthetic_batch(path: Path) -> tuple[list[str], dict]:
     frame = pd.read_parquet(path)
     if "text" not in frame.columns:
         raise GateInputError(f"{path}: no 'text' column (columns found: {list(frame.columns)})")
-    return frame["text"].fillna("").astype(str).tolist(), batch_provenance(frame)
+    frame["text"] = frame["text"].fillna("").astype(str)
+    return frame
+
+
+def finished_flags(frame) -> list[bool] | None:
+    """The batch's `finished` column as a list, or None when the batch does not record it."""
+    return frame["finished"].astype(bool).tolist() if "finished" in frame.columns else None
 

@@ -15,7 +15,7 @@ import pytest
 from synth_core.cli import main
 from synth_core.config import DomainConfig, load_domain
 from synth_core.models import load_embedder
-from synth_core.quality import GateInputError, read_synthetic_batch, run_gate
+from synth_core.quality import GateInputError, read_synthetic_file, run_gate
 from synth_core.quality.features import CachedFeatures
 from synth_core.sources import TargetSplit, load_target_split, render_texts
 
@@ -141,7 +141,7 @@ def test_duplicates_and_degenerate_rows_are_removed_and_counted(config, targets,
     report = _gate(config, batch, targets, embed, out_dir=tmp_path)
     data = json.loads((tmp_path / "gate_report.json").read_text())
     assert data["counts"]["dropped_by_reason"] == {
-        "empty": 2, "too_short": 1, "too_long": 1, "repetition": 1, "pii": 2, "leakage": 0,
+        "empty": 2, "unfinished": 0, "too_short": 1, "too_long": 1, "repetition": 1, "pii": 2, "leakage": 0,
         "exact_duplicate": 13, "near_duplicate": 5}
     assert data["counts"]["kept"] == 120 and report.kept_texts == real
     assert data["rates"]["duplicate_rate"] == pytest.approx(18 / len(batch))
@@ -169,7 +169,7 @@ def test_bad_inputs_raise_a_clear_error(config, targets, embed, gsm8k_test_rows,
     path = tmp_path / "batch.parquet"
     pd.DataFrame({"generated": ["a"], "variant": ["mc"]}).to_parquet(path)
     with pytest.raises(GateInputError, match=r"batch.parquet: no 'text' column \(columns found: \['generated', "):
-        read_synthetic_batch(path)
+        read_synthetic_file(path)
 
 
 def test_cli_gate_exit_codes_and_summary(domain_yaml, targets, embed, gsm8k_test_rows, tmp_path, monkeypatch,
@@ -195,3 +195,21 @@ def test_cli_gate_exit_codes_and_summary(domain_yaml, targets, embed, gsm8k_test
                  "--out", str(tmp_path / "r3")]) == 2
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["kind"] == "gate_input" and "missing.parquet: file not found" in summary["error"]
+
+
+def test_cut_off_rows_are_dropped_and_dropped_rows_never_carry_pii(config, targets, embed, gsm8k_test_rows, tmp_path):
+    real = gsm8k_test_rows[:100]
+    card = "4111 1111 1111 1111"
+    too_long = real[0] + f" Pay with card {card}." + " and then more words" * 200
+    batch = real + [real[100 - 1][:40], too_long]
+    finished = [True] * 100 + [False, True]  # the 101st row stopped at the token cap
+    report = _gate(config, batch, targets, embed, out_dir=tmp_path, finished=finished)
+    by_reason = report.to_dict()["counts"]["dropped_by_reason"]
+    assert by_reason["unfinished"] == 1 and by_reason["too_long"] == 1 and report.kept_texts == real
+    dropped = pd.read_parquet(tmp_path / "gate_dropped_rows.parquet")
+    assert "stopped at generation.max_new_tokens" in dropped.loc[dropped["reason"] == "unfinished", "detail"].item()
+    assert not dropped["text"].str.contains(card).any() and "[redacted card_number]" in " ".join(dropped["text"])
+    for name in ("gate_report.json", "gate_report.html"):
+        assert card not in (tmp_path / name).read_text(), name
+    kept_all = _gate(config.with_overrides({"gate.drop_unfinished": False}), batch, targets, embed, finished=finished)
+    assert kept_all.to_dict()["counts"]["dropped_by_reason"]["unfinished"] == 0
