@@ -64,7 +64,7 @@ SCALES = {
 
 def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
     relaxed = {"gate.length_slack": 1000.0, "gate.max_repetition": 1.0, "gate.pii_patterns": [],
-               "gate.max_length_ks": 1.0} if scale.plumbing_only else {}
+               "gate.max_length_ks": 1.0, "gate.drop_unfinished": False} if scale.plumbing_only else {}
     return config.with_overrides({**relaxed,
         "generator.model": scale.model, "soft_prompt.steps": scale.steps, "soft_prompt.batch_size": scale.batch_size,
         "soft_prompt.max_length": min(config.soft_prompt.max_length, scale.max_length),

@@ -169,6 +169,7 @@ def write_domain(directory: Path, store_uri: str, name: str = "dagtest", **secti
         "generation": {"num_samples": 24, "shards": 2, "batch_size": 12, "max_new_tokens": 16},
         "gate": {"mauve_floor": 0.0, "mauve_fraction_of_reference": 0.0, "review_band": 0.0,
                  "leakage_margin": 1.0, "max_duplicate_rate": 1.0, "max_length_ks": 1.0, "min_rows": 5,
+                 "drop_unfinished": False,  # the tiny random model never emits end-of-sequence
                  "mauve_seeds": [0]},
         "publish": {"uri": f"{store_uri}/published", "license": "CC BY-SA 3.0 (BoolQ)"},
         "store": {"uri": f"{store_uri}/artifacts"},
