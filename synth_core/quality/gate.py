@@ -120,8 +120,11 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         metrics = {**rates, "kept_rows": len(kept)}
     else:
         nonzero = {reason: n for reason, n in dropped.items() if n}
+        cut_off = (f"; {dropped['unfinished']} rows were cut at generation.max_new_tokens="
+                   f"{config.generation.max_new_tokens}: raise it" if dropped["unfinished"] else "")
         raise GateInputError(f"only {len(kept)} of {len(texts)} synthetic rows survived the filters "
-                             f"(dropped: {nonzero}); gate.min_rows={gate.min_rows} are needed to score MAUVE")
+                             f"(dropped: {nonzero}); gate.min_rows={gate.min_rows} are needed to score MAUVE"
+                             + cut_off)
     decision, criteria = decide(metrics, gate)
     settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
                 "length_bounds": list(filtered.length_bounds)}

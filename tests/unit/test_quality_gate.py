@@ -211,5 +211,8 @@ def test_cut_off_rows_are_dropped_and_dropped_rows_never_carry_pii(config, targe
     assert not dropped["text"].str.contains(card).any() and "[redacted card_number]" in " ".join(dropped["text"])
     for name in ("gate_report.json", "gate_report.html"):
         assert card not in (tmp_path / name).read_text(), name
+    with pytest.raises(GateInputError, match=r"dropped: \{'unfinished': 30\}.*30 rows were cut at "
+                                              r"generation.max_new_tokens=\d+: raise it"):
+        _gate(config, real[:30], targets, embed, finished=[False] * 30)
     kept_all = _gate(config.with_overrides({"gate.drop_unfinished": False}), batch, targets, embed, finished=finished)
     assert kept_all.to_dict()["counts"]["dropped_by_reason"]["unfinished"] == 0
