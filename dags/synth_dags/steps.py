@@ -79,7 +79,7 @@ def gate_metrics(gate: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def reviewer(approval: Mapping[str, Any] | None) -> str | None:
-    """Who answered the review (the `ApprovalOperator`'s XCom), or None when there was no review."""
+    """Who answered the review (the `reviewer` XCom of `GateReviewOperator`), or None when there was no review."""
     if not approval:
         return None
     user = approval.get("responded_by_user") or {}

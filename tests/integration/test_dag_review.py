@@ -2,7 +2,7 @@
 
 A `Reviewer` thread logs in as a SimpleAuthManager user, finds the open Human-in-the-loop request of
 the run and PATCHes its answer, exactly as the Required Actions page does, while `dag.test()` keeps
-the run waiting. The `ApprovalOperator` under test is the real one.
+the run waiting. The review operator under test is the real HITL branch operator (`GateReviewOperator`).
 """
 
 from __future__ import annotations
