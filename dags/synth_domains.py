@@ -79,7 +79,7 @@ Gate report: {{ gate.report_uri }}
 
 | metric | value |
 | --- | --- |
-{% for key in ["mauve", "mauve_reference", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}| {{ key }} | {{ gate[key] }} |
+{% for key in ["mauve", "mauve_reference", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}| {{ key }} | {{ "%.3f" | format(gate[key]) if gate[key] is number else gate[key] }} |
 {% endfor %}
 *Approve* publishes the batch; *Reject* quarantines it.
 """

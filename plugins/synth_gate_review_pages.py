@@ -111,7 +111,7 @@ def trend_svg(runs: list[GateRun], width: int = 640, height: int = 180) -> str:
                 f'stroke-dasharray="{dash}"/>')
 
     parts = [f'<line x1="{left}" y1="{y(t):.1f}" x2="{left + plot_w}" y2="{y(t):.1f}" stroke="#eaeef2"/>'
-             f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="10" text-anchor="end">{t:.1f}</text>'
+             f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="10" text-anchor="end">{t:.2f}</text>'
              for t in (0.0, 0.25, 0.5, 0.75, 1.0)]
     parts.append(line([r.mauve_reference for r in scored], "#57606a", "2 3"))
     parts.append(line([r.mauve_threshold for r in scored], "#cf222e", "6 3"))
