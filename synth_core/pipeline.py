@@ -29,6 +29,7 @@ from synth_core.layout import (
     TRAIN_STEP,
     run_prefix,
 )
+from synth_core.routing import PUBLISH, next_step, quarantine_reason
 from synth_core.store import ArtifactStore, open_store
 
 log = logging.getLogger(__name__)
@@ -234,13 +235,10 @@ def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None =
     summary["generate"] = [generate_shard(config, run, store, shard, summary["train"]["checkpoint_prefix"])
                            for shard in range(config.generation.shards)]
     summary["gate"] = filter_and_gate(config, run, store)
-    summary["validate_synthetic"] = validate_synthetic_batch(config, run, store)
-    if summary["gate"]["decision"] == "pass" and summary["validate_synthetic"]["success"]:
+    summary["validate_synthetic"] = validation = validate_synthetic_batch(config, run, store)
+    if next_step(summary["gate"], validation) == PUBLISH:
         summary["publish"] = publish_batch(config, run, store)
-    elif not summary["validate_synthetic"]["success"]:
-        summary["quarantine"] = quarantine_batch(config, run, store, reason="synthetic validation failed: "
-                                                 + summary["validate_synthetic"]["message"])
     else:
-        summary["quarantine"] = quarantine_batch(config, run, store, reason=f"gate decision {summary['gate']['decision']}"
-                                                 + " (no reviewer outside Airflow)")
+        summary["quarantine"] = quarantine_batch(config, run, store, reason=quarantine_reason(
+            summary["gate"], validation, review="no reviewer outside Airflow"))
     return summary

@@ -80,6 +80,7 @@ def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, t
     from synth_core.layout import APPROVED_BATCH_DIR
     from synth_core.pipeline import RunContext, validate_synthetic_batch
     from synth_core.publish import publish, quarantine
+    from synth_core.routing import PUBLISH, REVIEW, next_step, quarantine_reason
     from synth_core.snapshot import read_target_split, refresh
     from synth_core.validation import validate_targets
 
@@ -97,12 +98,11 @@ def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, t
     for name in ("gate_report.html", "gate_report.json"):
         store.put_file(f"{prefix}/{name}", out_dir / name)
     validation = validate_synthetic_batch(config, RunContext(run_id, ds), store)
-    if not validation["success"]:
-        outcome = quarantine(config, run_id, store, ds, reason=f"synthetic validation failed: {validation['message']}")
-    elif report.decision == "pass" or (report.decision == "review" and approved_by):
+    step, gate = next_step(report.summary(), validation), report.summary()
+    if step == PUBLISH or (step == REVIEW and approved_by):
         outcome = publish(config, run_id, store, ds, approved_by=approved_by)
     else:
-        outcome = quarantine(config, run_id, store, ds, reason=f"gate decision {report.decision}")
+        outcome = quarantine(config, run_id, store, ds, reason=quarantine_reason(gate, validation))
     return GatedRun(run_id, ds, json.loads((out_dir / "gate_report.json").read_text()), outcome)
 
 

@@ -84,21 +84,3 @@ def reviewer(approval: Mapping[str, Any] | None) -> str | None:
         return None
     user = approval.get("responded_by_user") or {}
     return user.get("name") or user.get("id") or "timeout default"
-
-
-def next_step(gate: Mapping[str, Any], validation: Mapping[str, Any]) -> str:
-    """The task that handles the batch: `publish` (gate pass, validation passed), `review` (gate review,
-    validation passed) or `quarantine` (gate fail, or a batch the synthetic validation rejected)."""
-    if gate["decision"] == "fail" or not validation["success"]:
-        return "quarantine"
-    return {"pass": "publish", "review": "review"}[gate["decision"]]
-
-
-def quarantine_reason(gate: Mapping[str, Any], validation: Mapping[str, Any] | None = None) -> str:
-    """Why the batch is quarantined. A quarantined `review` batch was rejected: Approve would have published
-    it. (Who rejected it is in the review task's Human-in-the-loop record; a rejection leaves no XCom.)"""
-    reasons = "; ".join(gate.get("reasons", [])) or "no reasons given"
-    if validation is not None and not validation["success"]:
-        return f"synthetic validation failed after gate decision {gate['decision']!r}: {validation['message']}"
-    rejected = "; rejected on review (or the review timed out)" if gate["decision"] == "review" else ""
-    return f"gate decision {gate['decision']!r} ({reasons}){rejected}"

@@ -10,8 +10,9 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
+from synth_core.routing import next_step, quarantine_reason
 from synth_dags.assets import approved_asset
-from synth_dags.steps import gate_metrics, next_step, quarantine_reason, reviewer, run_step
+from synth_dags.steps import gate_metrics, reviewer, run_step
 
 GPU = {"queue": "gpu", "pool": "gpu"}
 

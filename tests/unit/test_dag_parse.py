@@ -130,11 +130,8 @@ def test_a_broken_domain_yaml_leaves_the_others_loadable(tmp_path: Path):
 
 
 def test_route_names_the_task_for_every_gate_decision_and_validation_result():
-    sys.path.insert(0, str(REPO / "dags"))
-    try:
-        from synth_dags.steps import next_step, quarantine_reason
-    finally:
-        sys.path.remove(str(REPO / "dags"))
+    from synth_core.routing import next_step, quarantine_reason
+
     valid, invalid = {"success": True}, {"success": False, "message": "1 of 6 expectations failed"}
     assert [next_step({"decision": d}, valid) for d in ("pass", "review", "fail")] == [
         "publish", "review", "quarantine"]
