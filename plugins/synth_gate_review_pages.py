@@ -49,6 +49,11 @@ def _score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _range(interval: list[float] | None) -> str:
+    """` [low–high]`: the score's interval over rows, or nothing when the report has none."""
+    return "" if not interval else f' <span class="muted">[{interval[0]:.3f}–{interval[1]:.3f}]</span>'
+
+
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
@@ -145,7 +150,9 @@ def _history_cells(run: GateRun, links: Links) -> list[str]:
     status, approved = _publication(run, links)
     kept = f"{run.rows_kept if run.rows_kept is not None else '—'} / {run.rows_dropped if run.rows_dropped is not None else '—'}"
     cells = [escape((run.created_at or "—").replace("T", " ")), run_link, _decision(run.verdict),
-             f'<span class="mauve">{_score(run.mauve)}</span>', _score(run.mauve_reference), _score(run.mauve_threshold),
+             f'<span class="mauve" title="{escape(run.mauve_explanation or "")}">{_score(run.mauve)}</span>'
+             f"{_range(run.mauve_interval)}", _score(run.mauve_reference) + _range(run.mauve_reference_interval),
+             _score(run.mauve_threshold),
              _rate(run.leakage_rate), _rate(run.duplicate_rate), escape(kept), _validation(run.validation),
              status, approved]
     return cells
@@ -180,16 +187,19 @@ def detail_page(detail: RunDetail, links: Links) -> str:
     status, approved = _publication(run, links)
     body = [f'<p><a href="{escape(links.plugin)}/">← all domains</a></p>',
             f"<h1>{escape(run.domain)}: run <code>{escape(run.run_id)}</code></h1>",
-            f'<p>Decision: {_decision(run.verdict)} · MAUVE <span class="mauve">{_score(run.mauve)}</span> '
-            f"(bar {_score(run.mauve_threshold)}, real vs real {_score(run.mauve_reference)}) · "
+            f'<p>Decision: {_decision(run.verdict)} · MAUVE <span class="mauve">{_score(run.mauve)}</span>'
+            f"{_range(run.mauve_interval)} (bar {_score(run.mauve_threshold)}, real vs real "
+            f"{_score(run.mauve_reference)}{_range(run.mauve_reference_interval)}) · "
             f'<a target="_top" href="{escape(links.airflow_run(run.dag_id, run.run_id))}">Airflow run</a></p>',
+            f'<p class="explanation">{escape(run.mauve_explanation or "")}</p>',
             "<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in run.reasons) + "</ul>"]
     if detail.error:
         body.append(f'<div class="note">{escape(detail.error)}</div>')
     body.append("<h2>Figures</h2>" + html_table(["figure", "value"], [
         ["created", escape(run.created_at or "—")], ["leakage rate", _rate(run.leakage_rate)],
         ["duplicate rate", _rate(run.duplicate_rate)],
-        ["k-NN precision (realism) / recall (coverage) vs held-out", f"{_score(run.precision)} / {_score(run.recall)}"],
+        ["k-NN precision (realism) vs held-out", f"{_score(run.precision)} (threshold {_score(run.min_precision)})"],
+        ["k-NN recall (coverage) vs held-out", f"{_score(run.recall)} (threshold {_score(run.min_recall)})"],
         ["rows in", escape(str(run.rows_input))],
         ["rows kept", escape(str(run.rows_kept))], ["rows dropped", escape(str(run.rows_dropped))],
         ["dropped by reason", escape(str((report.get("counts") or {}).get("dropped_by_reason", {})))],

@@ -222,6 +222,11 @@ class GateConfig:
         "help": "k-means clusters, or auto (one per ten rows)"})
     mauve_scaling_factor: float = field(default=5.0, metadata={
         "help": "mauve-text's divergence scaling factor"})
+    mauve_resamples: int = field(default=50, metadata={
+        "help": "paired half-samples of rows for the intervals of MAUVE, the reference and the margin over the bar"})
+    mauve_confidence: float = field(default=0.9, metadata={
+        "help": "two-sided level of those intervals: pass when the margin's interval clears the bar, fail when "
+                "it lies more than review_band below it, review in between"})
     max_rows: int = field(default=1000, metadata={"help": "rows per side used for MAUVE"})
     min_rows: int = field(default=20, metadata={"help": "fewer kept rows than this cannot be scored"})
     near_duplicate_similarity: float = field(default=0.95, metadata={
@@ -249,6 +254,9 @@ class GateConfig:
         "help": "k of the k-NN precision (realism) and recall (coverage) against held-out rows"})
     min_precision: float | None = field(default=None, metadata={
         "help": "k-NN precision below which a human reviews the batch (null: reported, not judged)"})
+    min_valid_rate: float | None = field(default=0.5, metadata={
+        "help": "share of generated rows passing every declared check (of those that reached the checks) "
+                "below which the batch fails (null: reported, not judged)"})
     min_recall: float | None = field(default=None, metadata={
         "help": "k-NN recall below which a human reviews the batch, e.g. a batch copying one mode (null: "
                 "reported, not judged)"})
@@ -259,10 +267,12 @@ class GateConfig:
                      "leakage_ngram_overlap", "max_repetition", "max_length_ks"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"gate.{name}", value, "must be in [0, 1]")
-        _check(0.5 <= self.leakage_confidence < 1.0, "gate.leakage_confidence", self.leakage_confidence,
-               "must be in [0.5, 1)")
+        for name in ("leakage_confidence", "mauve_confidence"):
+            _check(0.5 <= getattr(self, name) < 1.0, f"gate.{name}", getattr(self, name), "must be in [0.5, 1)")
+        _check(self.mauve_resamples >= 10, "gate.mauve_resamples", self.mauve_resamples,
+               "must be at least 10 (an interval needs resamples)")
         _check(len(self.mauve_seeds) > 0, "gate.mauve_seeds", self.mauve_seeds, "needs at least one seed")
-        _check(self.min_rows > 1, "gate.min_rows", self.min_rows, "must be > 1")
+        _check(self.min_rows >= 4, "gate.min_rows", self.min_rows, "must be >= 4 (the intervals score half-samples)")
         _check(self.max_rows >= self.min_rows, "gate.max_rows", self.max_rows, "must be >= gate.min_rows")
         _check(self.mauve_num_buckets == "auto" or (isinstance(self.mauve_num_buckets, int)
                                                     and 2 <= self.mauve_num_buckets <= self.min_rows),
@@ -270,7 +280,7 @@ class GateConfig:
         _check(self.mauve_scaling_factor > 0, "gate.mauve_scaling_factor", self.mauve_scaling_factor, "must be > 0")
         _check(self.leakage_ngram > 0, "gate.leakage_ngram", self.leakage_ngram, "must be > 0")
         _check(self.support_k > 0, "gate.support_k", self.support_k, "must be > 0")
-        for name in ("min_precision", "min_recall"):
+        for name in ("min_precision", "min_recall", "min_valid_rate"):
             value = getattr(self, name)
             _check(value is None or 0.0 <= value <= 1.0, f"gate.{name}", value, "must be null or in [0, 1]")
         low_high = self.length_quantiles
@@ -314,6 +324,45 @@ class StoreConfig:
         _check_store_uri("store.uri", self.uri)
 
 
+CHECK_KINDS = ("regex", "arithmetic", "python")
+
+
+@dataclass
+class CheckConfig:
+    """One named check every generated row must pass (quality/checks.py); real targets must pass it too."""
+
+    name: str = field(metadata={"help": "the check's name, as reports and dropped rows show it"})
+    kind: Literal["regex", "arithmetic", "python"] = field(metadata={
+        "help": "regex: the pattern must (or must not) occur; arithmetic: every 'a op b = c' step holds; "
+                "python: the row (or its part) parses as Python"})
+    pattern: str = field(default="", metadata={"help": "regex: a Python regular expression, searched in the row"})
+    must_match: bool = field(default=True, metadata={"help": "regex: false means the pattern must not occur"})
+    part: str = field(default="", metadata={
+        "help": "python: a regex whose first group is the code to check (empty: the whole row)"})
+    run_asserts: bool = field(default=False, metadata={
+        "help": "python: the code must also run to the end (its asserts pass) in an isolated, "
+                "resource-limited interpreter"})
+
+    def validate(self, key: str) -> None:
+        """Errors name the check by position and name, e.g. `checks[1] (final_answer).pattern='(': ...`."""
+        key = f"{key} ({self.name})"
+        _check(bool(re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name)), f"{key}.name", self.name,
+               "must be lower-case letters, digits and _")
+        for attr in ("pattern", "part"):
+            try:
+                compiled = re.compile(getattr(self, attr))
+            except re.error as exc:
+                raise ValueError(f"{key}.{attr}={getattr(self, attr)!r}: not a valid regex: {exc}") from None
+            if attr == "part" and self.part:
+                _check(compiled.groups >= 1, f"{key}.part", self.part, "needs a group: the code to check")
+        _check(self.kind != "regex" or bool(self.pattern), f"{key}.pattern", self.pattern,
+               "a regex check needs a pattern")
+        _check(self.kind == "regex" or not self.pattern, f"{key}.pattern", self.pattern,
+               f"only regex checks take a pattern (this one is {self.kind})")
+        _check(self.kind == "python" or not (self.part or self.run_asserts), f"{key}.part", self.part,
+               f"only python checks take part/run_asserts (this one is {self.kind})")
+
+
 @dataclass
 class DomainConfig:
     name: str = field(metadata={
@@ -334,6 +383,9 @@ class DomainConfig:
         "help": "SoftSRV soft-prompt training"})
     generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={
         "help": "sampling the synthetic batch"})
+    checks: list[CheckConfig] = field(default_factory=list, metadata={
+        "help": "named checks every generated row must pass (regex, arithmetic, python); rows that fail are "
+                "dropped, and at least 90% of the real targets must pass each"})
     gate: GateConfig = field(default_factory=GateConfig, metadata={
         "help": "filters and the MAUVE / leakage gate"})
     publish: PublishConfig = field(default_factory=PublishConfig, metadata={
@@ -345,6 +397,10 @@ class DomainConfig:
     def __post_init__(self) -> None:
         _check(bool(re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name)), "name", self.name,
                "must be lower-case letters, digits and _ (it becomes a DAG id and an S3 prefix)")
+        for i, check in enumerate(self.checks):
+            check.validate(f"checks[{i}]")
+        names = [c.name for c in self.checks]
+        _check(len(set(names)) == len(names), "checks", names, "check names must be unique")
 
     def resolve_path(self, path: str) -> Path:
         """A path from the YAML, resolved against the YAML's folder unless absolute."""

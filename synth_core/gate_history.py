@@ -82,10 +82,15 @@ class GateRun:
     mauve: float | None = None
     mauve_reference: float | None = None
     mauve_threshold: float | None = None
+    mauve_interval: list[float] | None = None  # [low, high] over rows, at the report's confidence
+    mauve_reference_interval: list[float] | None = None
+    mauve_explanation: str | None = None  # the MAUVE criterion's sentence: the numbers and why
     leakage_rate: float | None = None
     duplicate_rate: float | None = None
     precision: float | None = None  # k-NN precision (realism) and recall (coverage) against held-out rows
     recall: float | None = None
+    min_precision: float | None = None  # the gate's thresholds for them (None: reported, not judged)
+    min_recall: float | None = None
     rows_input: int | None = None
     rows_kept: int | None = None
     rows_dropped: int | None = None
@@ -131,11 +136,13 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _mauve_threshold(report: dict[str, Any]) -> float | None:
-    for criterion in report.get("criteria") or []:
-        if criterion.get("metric") == "mauve":
-            return _number(criterion.get("threshold"))
-    return None
+def _mauve_criterion(report: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in report.get("criteria") or [] if c.get("metric") == "mauve"), {})
+
+
+def _interval(bootstrap: dict[str, Any], key: str) -> list[float] | None:
+    values = bootstrap.get(key)
+    return [float(v) for v in values] if isinstance(values, list) and len(values) == 2 else None
 
 
 def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRun:
@@ -144,14 +151,19 @@ def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRu
     counts = report.get("counts") or {}
     rates = report.get("rates") or {}
     synthetic_shape = (report.get("shape") or {}).get("synthetic") or {}
+    bootstrap, gate = mauve.get("bootstrap") or {}, (report.get("settings") or {}).get("gate") or {}
     return GateRun(
         domain=domain, run_id=run_id, dag_id=dag_id_for(domain), created_at=report.get("created_at"),
         decision=report.get("decision"), reasons=list(report.get("reasons") or []),
         mauve=_number((mauve.get("synthetic") or {}).get("mean")),
         mauve_reference=_number((mauve.get("reference") or {}).get("mean")),
-        mauve_threshold=_mauve_threshold(report),
+        mauve_threshold=_number(_mauve_criterion(report).get("threshold")),
+        mauve_interval=_interval(bootstrap, "synthetic_interval"),
+        mauve_reference_interval=_interval(bootstrap, "reference_interval"),
+        mauve_explanation=_mauve_criterion(report).get("reason"),
         leakage_rate=_number(rates.get("leakage_rate")), duplicate_rate=_number(rates.get("duplicate_rate")),
         precision=_number(synthetic_shape.get("precision")), recall=_number(synthetic_shape.get("recall")),
+        min_precision=_number(gate.get("min_precision")), min_recall=_number(gate.get("min_recall")),
         rows_input=counts.get("input"), rows_kept=counts.get("kept"), rows_dropped=counts.get("dropped"),
     )
 

@@ -1,4 +1,5 @@
-"""`synth bench`: throughput (generator and trainer against plain transformers) and quality benchmarks."""
+"""`synth bench`: throughput (generator and trainer against plain transformers), quality, and the gate's
+leakage check and error rates."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     leakage.add_argument("--domains-dir", type=Path, default=Path("domains"))
     leakage.add_argument("--out", type=Path, required=True)
     leakage.set_defaults(run=run_leakage)
+    gate = kinds.add_parser("gate", help="the gate's error rates: real test batches it does not pass, and bad "
+                            "batches (another domain, cut, shuffled, near copies, baselines) it passes")
+    gate.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
+    gate.add_argument("--sizes", default="100,200,300", help="comma-separated batch sizes (rows)")
+    gate.add_argument("--real-trials", type=_positive, default=10, help="real batches per size")
+    gate.add_argument("--bad-trials", type=_positive, default=3, help="batches per degradation per size")
+    gate.add_argument("--generated-rows", type=int, default=0, help="rows to generate for the hard-prompt and "
+                      "instruction-only degradations (0: skip them; they cost generation time)")
+    gate.add_argument("--domains-dir", type=Path, default=Path("domains"))
+    gate.add_argument("--out", type=Path, required=True)
+    gate.set_defaults(run=run_gate_bench)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -115,3 +127,17 @@ def run_leakage(args: argparse.Namespace) -> int:
           "outcomes": {d["domain"]: {name: b["outcome"] for name, b in d["batches"].items()}
                        for d in results["domains"]}})
     return 0 if results["all_as_expected"] else 1
+
+
+def run_gate_bench(args: argparse.Namespace) -> int:
+    from synth_core.bench.gate import BenchPlan, run_gate_bench
+    from synth_core.cli import emit
+
+    plan = BenchPlan(tuple(_positive(s) for s in args.sizes.split(",")), args.real_trials, args.bad_trials)
+    results = run_gate_bench(args.domains.split(","), args.domains_dir, args.out, plan, args.generated_rows)
+    emit({"bench": "gate", "out": str(args.out), "seconds": results["seconds"],
+          "false_rejection": {d["domain"]: {size: row["false_rejection"]["rate"] for size, row in d["sizes"].items()}
+                              for d in results["domains"]},
+          "false_acceptance": {d["domain"]: {size: {n: r["rate"] for n, r in row["false_acceptance"].items()}
+                                             for size, row in d["sizes"].items()} for d in results["domains"]}})
+    return 0

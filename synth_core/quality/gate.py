@@ -14,7 +14,7 @@ import numpy as np
 
 from synth_core.config import DomainConfig, GateConfig
 from synth_core.generation.writer import SAMPLING_COLUMNS
-from synth_core.quality.decision import decide, hard_failures
+from synth_core.quality.decision import decide, mauve_metrics
 from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
 from synth_core.quality.filters import FilterResult, count_by_reason, filter_batch
 from synth_core.quality.leakage import CalibratedLeakage, calibrated_leakage, leakage_metrics
@@ -24,7 +24,9 @@ from synth_core.quality.shape import ShapeMetrics, length_histogram, shape_metri
 
 
 class GateInputError(ValueError):
-    """The gate cannot judge these inputs (empty batch, missing column, too few rows to score)."""
+    """The gate cannot judge these inputs (empty batch, missing column, too few target rows to score against).
+
+    A batch with too few rows left to score is not an input error: it fails, with the reason."""
 
 
 def _sample(texts: Sequence[str], size: int, seed: int, stream: int) -> list[str]:
@@ -43,6 +45,17 @@ def _check_inputs(config: DomainConfig, synthetic_texts: Sequence[str], target_t
                                  "are needed to score against it")
 
 
+class UnscorableFeatures(ValueError):
+    """The features cannot be scored (NaN, infinite or all rows identical); the batch fails with this reason."""
+
+
+def _finite(name: str, features: np.ndarray) -> np.ndarray:
+    if not np.isfinite(features).all():
+        raise UnscorableFeatures(f"the {name} rows' MAUVE features contain NaN or infinite values "
+                                 "(check the feature model); MAUVE was not scored")
+    return features
+
+
 def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequence[str], gate: GateConfig,
            embed: FeatureFn, mauve_features: FeatureFn) -> tuple[CalibratedMauve, dict[str, ShapeMetrics], dict]:
     """Calibrated MAUVE and shape metrics on equal-size samples of synthetic, train and held-out rows."""
@@ -50,13 +63,27 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
     synthetic = _sample(kept, size, gate.sample_seed, 0)
     train = _sample(target_train, size, gate.sample_seed, 1)
     heldout = _sample(target_heldout, size, gate.sample_seed, 2)
-    mauve = calibrated_mauve(mauve_features(synthetic), mauve_features(train), mauve_features(heldout),
-                             num_buckets=gate.mauve_num_buckets, scaling_factor=gate.mauve_scaling_factor,
-                             seeds=tuple(gate.mauve_seeds))
+    features = {name: _finite(name, mauve_features(rows))
+                for name, rows in (("synthetic", synthetic), ("target train", train), ("held-out", heldout))}
+    if np.ptp(features["synthetic"], axis=0).max() == 0:
+        raise UnscorableFeatures(f"all {size} sampled synthetic rows have identical MAUVE features; "
+                                 "MAUVE was not scored")
+    mauve = calibrated_mauve(*features.values(), num_buckets=gate.mauve_num_buckets,
+                             scaling_factor=gate.mauve_scaling_factor, seeds=tuple(gate.mauve_seeds),
+                             resamples=gate.mauve_resamples, confidence=gate.mauve_confidence,
+                             bootstrap_seed=gate.sample_seed)
     heldout_features = unit_rows(embed(heldout))
     shape = {name: shape_metrics(rows, unit_rows(embed(rows)), heldout, heldout_features, gate.support_k)
              for name, rows in (("synthetic", synthetic), ("real_train", train))}
     return mauve, shape, length_histogram({"synthetic": synthetic, "real held-out": heldout})
+
+
+def _too_few_rows(config: DomainConfig, kept: int, rows: int, dropped: dict[str, int]) -> str:
+    nonzero = {reason: n for reason, n in dropped.items() if n}
+    cut_off = (f"; {dropped['unfinished']} rows were cut at generation.max_new_tokens="
+               f"{config.generation.max_new_tokens}: raise it" if dropped["unfinished"] else "")
+    return (f"MAUVE not scored: only {kept} of {rows} synthetic rows survived the filters (dropped: {nonzero}); "
+            f"gate.min_rows={config.gate.min_rows} are needed to score it" + cut_off)
 
 
 def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], target_heldout: Sequence[str],
@@ -110,22 +137,19 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
              "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts),
              **leakage_metrics(leakage)}
     kept = [texts[i] for i in filtered.kept]
+    mauve, shape, unscored = None, {}, None
+    histogram = length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
+    metrics = {**rates, "kept_rows": len(kept)}
     if len(kept) >= gate.min_rows:
-        mauve, shape, histogram = _score(kept, target_train, target_heldout, gate, embed, mauve_features)
-        metrics = {**rates, "mauve": mauve.synthetic.mean, "mauve_reference": mauve.reference.mean,
-                   "length_ks": shape["synthetic"].length_ks, "precision": shape["synthetic"].precision,
-                   "recall": shape["synthetic"].recall}
-    elif hard_failures(rates, gate):  # the batch fails on leakage or duplicates whatever MAUVE would say
-        mauve, shape, histogram = None, {}, length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
-        metrics = {**rates, "kept_rows": len(kept)}
+        try:
+            mauve, shape, histogram = _score(kept, target_train, target_heldout, gate, embed, mauve_features)
+            metrics.update(mauve_metrics(mauve, gate), length_ks=shape["synthetic"].length_ks,
+                           precision=shape["synthetic"].precision, recall=shape["synthetic"].recall)
+        except UnscorableFeatures as exc:
+            unscored = str(exc)
     else:
-        nonzero = {reason: n for reason, n in dropped.items() if n}
-        cut_off = (f"; {dropped['unfinished']} rows were cut at generation.max_new_tokens="
-                   f"{config.generation.max_new_tokens}: raise it" if dropped["unfinished"] else "")
-        raise GateInputError(f"only {len(kept)} of {len(texts)} synthetic rows survived the filters "
-                             f"(dropped: {nonzero}); gate.min_rows={gate.min_rows} are needed to score MAUVE"
-                             + cut_off)
-    decision, criteria = decide(metrics, gate)
+        unscored = _too_few_rows(config, len(kept), len(texts), dropped)
+    decision, criteria = decide(metrics, gate, unscored)
     settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
                 "length_bounds": list(filtered.length_bounds)}
     report = GateReport(decision, criteria, len(texts), kept, filtered.dropped, rates, mauve, shape, histogram,

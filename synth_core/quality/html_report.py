@@ -51,12 +51,15 @@ def _mauve_plot(mauve: dict, bar: float, review_band: float) -> str:
     figure = Figure(figsize=(5, 3.2))
     axes = figure.subplots()
     names = ["synthetic vs held-out", "real train vs held-out"]
-    scores = [mauve["synthetic"], mauve["reference"]]
-    axes.bar(names, [s["mean"] for s in scores], yerr=[s["spread"] for s in scores], capsize=6,
-             color=["#0969da", "#8c959f"])
+    means = [mauve["synthetic"]["mean"], mauve["reference"]["mean"]]
+    intervals = [mauve["bootstrap"]["synthetic_interval"], mauve["bootstrap"]["reference_interval"]]
+    pairs = list(zip(means, intervals, strict=True))
+    errors = [[m - low for m, (low, _) in pairs], [high - m for m, (_, high) in pairs]]
+    axes.bar(names, means, yerr=errors, capsize=6, color=["#0969da", "#8c959f"])
     axes.axhline(bar, color="#1a7f37", linestyle="--", label=f"pass bar {bar:.3f}")
     axes.axhline(bar - review_band, color="#9a6700", linestyle=":", label=f"review from {bar - review_band:.3f}")
-    axes.set(ylim=(0, 1.05), ylabel="MAUVE (mean ± sd over k-means seeds)", title="MAUVE")
+    level = f"{mauve['bootstrap']['confidence']:.0%}"
+    axes.set(ylim=(0, 1.05), ylabel=f"MAUVE ({level} interval over rows)", title="MAUVE")
     axes.legend(loc="lower right")
     return _png(figure)
 
@@ -82,10 +85,13 @@ def _metrics_section(report: dict) -> str:
     parts = ["<h2>Criteria</h2>", criteria]
     if report["mauve"]:
         mauve = report["mauve"]
-        parts += ["<h2>MAUVE</h2>", html_table(["score", "mean", "spread (sd)", "per seed"], [
-            [escape(name), _number(s["mean"]), _number(s["spread"]), escape(", ".join(f"{v:.3f}" for v in s["per_seed"]))]
-            for name, s in (("synthetic vs real held-out", mauve["synthetic"]),
-                            ("reference: real train vs real held-out", mauve["reference"]))])]
+        boot = mauve["bootstrap"]
+        level = f"{boot['confidence']:.0%} interval over rows ({boot['resamples']} half-samples)"
+        parts += ["<h2>MAUVE</h2>", html_table(["score", "mean over k-means seeds", level, "spread over seeds (sd)"], [
+            [escape(name), _number(s["mean"]), f"{low:.3f} to {high:.3f}", _number(s["spread"])]
+            for name, s, (low, high) in (
+                ("synthetic vs real held-out", mauve["synthetic"], boot["synthetic_interval"]),
+                ("reference: real train vs real held-out", mauve["reference"], boot["reference_interval"]))])]
         mauve_criterion = next(c for c in report["criteria"] if c["metric"] == "mauve")
         parts.append(_mauve_plot(mauve, mauve_criterion["threshold"], report["settings"]["gate"]["review_band"]))
     if report.get("leakage"):

@@ -67,9 +67,14 @@ class GateReport:
 
     def summary(self) -> dict:
         """The few figures a CLI line or an XCom carries."""
+        scored = self.mauve is not None
         return {"decision": self.decision, "reasons": self.reasons, **self.counts(), **self.rates,
-                "mauve": self.mauve.synthetic.mean if self.mauve else None,
-                "mauve_reference": self.mauve.reference.mean if self.mauve else None}
+                "mauve": self.mauve.synthetic.mean if scored else None,
+                "mauve_interval": list(self.mauve.bootstrap.interval("synthetic")) if scored else None,
+                "mauve_reference": self.mauve.reference.mean if scored else None,
+                "mauve_reference_interval": list(self.mauve.bootstrap.interval("reference")) if scored else None,
+                "precision": self.shape["synthetic"].precision if scored else None,
+                "recall": self.shape["synthetic"].recall if scored else None}
 
 
 def write_report(report: GateReport, out_dir: Path) -> dict[str, Path]:
