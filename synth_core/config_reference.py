@@ -65,6 +65,13 @@ def _value_at(config: DomainConfig, key: str) -> Any:
     return node
 
 
+def _plain(value: Any) -> Any:
+    """Lists of config entries (e.g. `checks`) as the mappings a YAML holds."""
+    if isinstance(value, list):
+        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    return value
+
+
 def explain(config: DomainConfig) -> list[dict[str, Any]]:
     """Each key with its value in `config`, its default, whether it was changed, and what it means."""
     rows = []
@@ -72,7 +79,7 @@ def explain(config: DomainConfig) -> list[dict[str, Any]]:
         if setting.type == "section":
             rows.append({"key": setting.key, "section": True, "help": setting.help})
             continue
-        value = _value_at(config, setting.key)
+        value = _plain(_value_at(config, setting.key))
         default = None if setting.default is dataclasses.MISSING else setting.default
         rows.append({"key": setting.key, "value": value, "default": default, "changed": value != default,
                      "type": setting.type, "help": setting.help})

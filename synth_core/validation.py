@@ -59,10 +59,21 @@ def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore
 
 
 def validate_targets(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
-    """Check the run's target snapshot; raises `ValidationFailed` (after writing the report) on failure."""
+    """Check the run's target snapshot; raises `ValidationFailed` (after writing the report) on failure,
+    and `ConfigError` when a declared row check rejects the real targets themselves (a wrong pattern
+    would otherwise silently drop every generated row)."""
+    from synth_core.config import ConfigError
+    from synth_core.quality.checks import RowChecks
     from synth_core.snapshot import read_snapshot
 
-    return _validate_and_record(config, run_id, store, "targets", read_snapshot(config, run_id, store))
+    snapshot = read_snapshot(config, run_id, store)
+    summary = _validate_and_record(config, run_id, store, "targets", snapshot)
+    checks = RowChecks(config.checks)
+    texts = snapshot["text"].astype(str).tolist()
+    problems = checks.target_problems(texts)
+    if problems:
+        raise ConfigError(f"{config.name}: the domain's checks reject its own real targets: " + " | ".join(problems))
+    return {**summary, "check_pass_rates": checks.run(texts).pass_rates} if checks else summary
 
 
 def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore) -> list[str]:

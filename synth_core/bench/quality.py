@@ -6,7 +6,8 @@ of generated rows, every method is scored the way the SoftSRV paper does it:
   reference (train vs test) at the same sample sizes; leakage, duplicate rate, diversity, length KS;
 - downstream usefulness: LoRA fine-tune the generator on N rows of each method, loss on real test rows,
   against N real training rows (upper reference) and no fine-tuning (lower reference);
-- the domain's exact checks (see exact_checks.py) and the wall time of every stage.
+- the pass rate of each of the domain's row checks (quality/checks.py, as the gate runs them) on all
+  generated rows, and the wall time of every stage.
 The hard-prompt baseline is run in both styles (plain few-shot continuation and chat template).
 Tuning happens on train/validation only; the test split is used for these final figures alone.
 """
@@ -64,7 +65,7 @@ SCALES = {
 
 def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
     relaxed = {"gate.length_slack": 1000.0, "gate.max_repetition": 1.0, "gate.pii_patterns": [],
-               "gate.max_length_ks": 1.0, "gate.drop_unfinished": False} if scale.plumbing_only else {}
+               "gate.max_length_ks": 1.0, "gate.drop_unfinished": False, "checks": []} if scale.plumbing_only else {}
     return config.with_overrides({**relaxed,
         "generator.model": scale.model, "soft_prompt.steps": scale.steps, "soft_prompt.batch_size": scale.batch_size,
         "soft_prompt.max_length": min(config.soft_prompt.max_length, scale.max_length),
@@ -116,7 +117,18 @@ def _timed(stage: str, timings: dict, fn, *args, **kwargs):
     return result
 
 
-def score_rows(config, texts, train, test, embedder, exact_check, timings) -> tuple[dict[str, Any], list[str]]:
+def check_rates(config: DomainConfig, texts: list[str]) -> dict[str, float]:
+    """Each declared row check's pass rate on `texts`, and the share passing all of them (`all`)."""
+    from synth_core.quality.checks import RowChecks
+
+    checks = RowChecks(config.checks)
+    if not checks or not texts:
+        return {}
+    results = checks.run(texts)
+    return {**results.pass_rates, "all": results.valid_rate}
+
+
+def score_rows(config, texts, train, test, embedder, timings) -> tuple[dict[str, Any], list[str]]:
     """Gate metrics of a method's rows (MAUVE against `test`) and the rows the filters kept."""
     from synth_core.quality.gate import GateInputError, run_gate
 
@@ -128,7 +140,7 @@ def score_rows(config, texts, train, test, embedder, exact_check, timings) -> tu
     metrics = {**report.summary(), "mauve_spread": report.mauve.synthetic.spread if report.mauve else None,
                "reference_spread": report.mauve.reference.spread if report.mauve else None,
                "diversity": report.to_dict()["shape"].get("synthetic", {}),
-               "exact": exact_check(texts) if exact_check and texts else {}}
+               "exact": check_rates(config, texts)}
     return metrics, report.kept_texts
 
 
@@ -204,7 +216,6 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     in `out_dir` is scored again from them: a run that died late need not train and sample again."""
     import pandas as pd
 
-    from synth_core.bench.exact_checks import EXACT_CHECKS
     from synth_core.downstream import FinetuneSettings, mean_nll
     from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
@@ -214,7 +225,6 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     lm, sampler_lm, embedder = load_bench_models(config)
     targets = bench_targets(load_target_split(config), scale)
     test = real_test_texts(config, scale.test_rows)
-    check = EXACT_CHECKS.get(config.name)
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
@@ -231,7 +241,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         else:
             _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row)
         metrics, kept = score_rows(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
-                               check, timings)
+                               timings)
         row.update(metrics)
         # downstream trains on what the gate would publish
         row["downstream"] = (_timed("finetune_s", timings, downstream_loss, lm, kept, test, finetune,
@@ -241,7 +251,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
     real = downstream_loss(lm, targets.train, test, finetune, no_finetune_loss, downstream_subsets)
     reference = {"real_rows_finetuned": real, "no_finetune_loss": round(no_finetune_loss, 4),
-                 "exact_on_real_test": check(test) if check else {}}
+                 "exact_on_real_test": check_rates(config, test)}
     hard = [m for m in methods if m.startswith("hard-prompt") and methods[m].get("mauve") is not None]
     best_hard = max(hard, key=lambda m: methods[m]["mauve"]) if hard else None
     return {"domain": config.name, "methods": methods, "reference": reference, "best_hard_prompt": best_hard,

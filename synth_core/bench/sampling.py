@@ -87,7 +87,7 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
             row["generate_s"] = round(time.perf_counter() - started, 1)
         frame = pd.read_parquet(path)
         row["finished_fraction"] = round(float(frame["finished"].mean()), 3)
-        metrics, _ = score_rows(setting_config, frame["text"].tolist(), targets.train, validation, embedder, None, {})
+        metrics, _ = score_rows(setting_config, frame["text"].tolist(), targets.train, validation, embedder, {})
         row.update({**metrics, "length_ks": metrics.get("diversity", {}).get("length_ks")})
         results["settings"].append(row)
         log.info("%s %s: MAUVE %s, finished %.2f", config.name, name, row.get("mauve"), row["finished_fraction"])

@@ -127,7 +127,16 @@ def _rate_criteria(metrics: Mapping[str, float | None], gate: GateConfig) -> lis
     ]
 
 
-def criteria(metrics: Mapping[str, float | None], gate: GateConfig, unscored: str | None = None) -> list[Criterion]:
+def _valid_rate_criterion(rate: float, gate: GateConfig, check_rates: Mapping[str, float]) -> Criterion:
+    criterion = _at_least("valid_rate", rate, gate.min_valid_rate, "min_valid_rate", FAIL)
+    if criterion.outcome == PASS:
+        return criterion
+    worst = ", ".join(f"{name} {r:.0%}" for name, r in sorted(check_rates.items(), key=lambda kv: kv[1]))
+    return Criterion(**{**criterion.to_dict(), "reason": f"{criterion.reason}; rows passing each check: {worst}"})
+
+
+def criteria(metrics: Mapping[str, float | None], gate: GateConfig, unscored: str | None = None,
+             check_rates: Mapping[str, float] | None = None) -> list[Criterion]:
     """Every criterion the gate checks, each with its value, threshold and outcome.
 
     `metrics` needs the leakage calibration (synthetic_copy_rate, reference_copy_rate, leakage_excess
@@ -136,6 +145,8 @@ def criteria(metrics: Mapping[str, float | None], gate: GateConfig, unscored: st
     mauve_metrics() the MAUVE criterion reads the intervals.
     """
     checks = _rate_criteria(metrics, gate)
+    if metrics.get("valid_rate") is not None and gate.min_valid_rate is not None:
+        checks.append(_valid_rate_criterion(metrics["valid_rate"], gate, check_rates or {}))
     if metrics.get("length_ks") is not None:
         checks.append(_at_most("length_ks", metrics["length_ks"], gate.max_length_ks, "max_length_ks", REVIEW))
     for metric, threshold in (("precision", gate.min_precision), ("recall", gate.min_recall)):
@@ -145,9 +156,9 @@ def criteria(metrics: Mapping[str, float | None], gate: GateConfig, unscored: st
     return checks
 
 
-def decide(metrics: Mapping[str, float | None], gate: GateConfig,
-           unscored: str | None = None) -> tuple[str, list[Criterion]]:
+def decide(metrics: Mapping[str, float | None], gate: GateConfig, unscored: str | None = None,
+           check_rates: Mapping[str, float] | None = None) -> tuple[str, list[Criterion]]:
     """The decision (`pass`, `review` or `fail`): the worst outcome over all criteria."""
-    checks = criteria(metrics, gate, unscored)
+    checks = criteria(metrics, gate, unscored, check_rates)
     return max((c.outcome for c in checks), key=_SEVERITY.__getitem__), checks
 

@@ -1,4 +1,5 @@
-"""Filters that run before scoring: degenerate text, PII, leakage of target rows, duplicates.
+"""Filters that run before scoring: degenerate text, the domain's row checks, PII, leakage of target
+rows, duplicates.
 
 Each row is dropped for the first reason that applies, in `DROP_REASONS` order, and every drop is
 recorded with a human-readable detail. Leakage runs before de-duplication so that ten copies of a
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth_core.config import GateConfig
+from synth_core.quality.checks import CheckResults, RowChecks
 from synth_core.quality.features import unit_rows
 from synth_core.quality.lexical import ngrams, normalize_for_match, repetition_ratio, tokenize
 from synth_core.quality.pii import PiiScanner
 from synth_core.quality.similarity import greedy_near_duplicates, nearest
 
-DROP_REASONS = ("empty", "unfinished", "too_short", "too_long", "repetition", "pii", "leakage", "exact_duplicate",
-                "near_duplicate")
+DROP_REASONS = ("empty", "unfinished", "too_short", "too_long", "repetition", "failed_check", "pii", "leakage",
+                "exact_duplicate", "near_duplicate")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class FilterResult:
     screened: list[int]  # positions that passed the degenerate-text and PII screens and met the leakage check
     dropped: list[DroppedRow]
     length_bounds: tuple[float, float]
+    checks: CheckResults | None = None  # the declared checks on the rows that reached them (None: none declared)
 
 
 def count_by_reason(dropped: Sequence[DroppedRow]) -> dict[str, int]:
@@ -99,8 +102,10 @@ class LeakageGuard:
 
 
 def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateConfig,
-                 embed: Callable[[Sequence[str]], np.ndarray], finished: Sequence[bool] | None = None) -> FilterResult:
-    """Drop cut-off, degenerate, PII-bearing, leaked and duplicate rows; `embed` features texts (cached).
+                 embed: Callable[[Sequence[str]], np.ndarray], finished: Sequence[bool] | None = None,
+                 checks: RowChecks | None = None) -> FilterResult:
+    """Drop cut-off, degenerate, check-failing, PII-bearing, leaked and duplicate rows; `embed` features
+    texts (cached). `checks`: the domain's row checks, run on the rows that are not cut off or degenerate.
 
     `finished[i]` says whether row i ended by end-of-sequence or a stop (False: cut at the token cap);
     None when the batch does not record it. Every dropped row's text is PII-redacted: it is evidence in
@@ -109,14 +114,23 @@ def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateCo
     bounds = length_bounds(target_texts, gate)
     scanner = PiiScanner(gate.pii_patterns)
     dropped: list[DroppedRow] = []
-    survivors: list[int] = []
+    sound: list[int] = []
     for i, text in enumerate(texts):
         cut_off = gate.drop_unfinished and finished is not None and not finished[i] and bool(text.strip())
         degenerate = (("unfinished", "stopped at generation.max_new_tokens, not at an end of sequence")
                       if cut_off else _degenerate_reason(text, tokenize(text), bounds, gate))
-        pii = None if degenerate else scanner.find(text)
         if degenerate:
             dropped.append(DroppedRow(i, scanner.redact(text), *degenerate))
+        else:
+            sound.append(i)
+    results = checks.run([texts[i] for i in sound]) if checks else None
+    survivors: list[int] = []
+    for k, i in enumerate(sound):
+        text = texts[i]
+        failed = results.failures[k] if results else None
+        pii = None if failed else scanner.find(text)
+        if failed:
+            dropped.append(DroppedRow(i, scanner.redact(text), "failed_check", failed))
         elif pii:
             dropped.append(DroppedRow(i, scanner.redact(text), "pii", f"matches PII pattern {pii!r} (redacted)"))
         else:
@@ -143,4 +157,4 @@ def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateCo
         i, earlier = survivors[unique[u]], survivors[unique[v]]
         dropped.append(DroppedRow(i, texts[i], "near_duplicate", f"cosine {similarity:.3f} to row {earlier}"))
     kept = sorted(survivors[unique[u]] for u in range(len(unique)) if u not in near)
-    return FilterResult(kept, survivors, sorted(dropped, key=lambda row: row.index), bounds)
+    return FilterResult(kept, survivors, sorted(dropped, key=lambda row: row.index), bounds, results)

@@ -14,6 +14,7 @@ import numpy as np
 
 from synth_core.config import DomainConfig, GateConfig
 from synth_core.generation.writer import SAMPLING_COLUMNS
+from synth_core.quality.checks import RowChecks
 from synth_core.quality.decision import decide, mauve_metrics
 from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
 from synth_core.quality.filters import FilterResult, count_by_reason, filter_batch
@@ -87,11 +88,11 @@ def _too_few_rows(config: DomainConfig, kept: int, rows: int, dropped: dict[str,
 
 
 def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], target_heldout: Sequence[str],
-                               gate: GateConfig, embed: FeatureFn, finished: Sequence[bool] | None = None
-                               ) -> tuple[FilterResult, CalibratedLeakage]:
+                               gate: GateConfig, embed: FeatureFn, finished: Sequence[bool] | None = None,
+                               checks: RowChecks | None = None) -> tuple[FilterResult, CalibratedLeakage]:
     """The filters (every copy of any target row removed), then the batch's near-copy rate of train rows
     beside real held-out rows' rate, on the rows that reached the leakage check."""
-    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed, finished)
+    filtered = filter_batch(texts, [*target_train, *target_heldout], gate, embed, finished, checks)
     screened = [texts[i] for i in filtered.screened]
     leakage = calibrated_leakage(screened, unit_rows(embed(screened)), target_train,
                                  unit_rows(embed(list(target_train))), target_heldout,
@@ -131,11 +132,19 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         mauve_features = CachedFeatures(mauve_features)
 
     texts = list(synthetic_texts)
-    filtered, leakage = filter_and_measure_leakage(texts, target_train, target_heldout, gate, embed, finished)
+    checks = RowChecks(config.checks)
+    filtered, leakage = filter_and_measure_leakage(texts, target_train, target_heldout, gate, embed, finished,
+                                                   checks)
     dropped = count_by_reason(filtered.dropped)
     rates = {"leakage_rate": dropped["leakage"] / len(texts),
              "duplicate_rate": (dropped["exact_duplicate"] + dropped["near_duplicate"]) / len(texts),
              **leakage_metrics(leakage)}
+    check_rates = None
+    if filtered.checks is not None:
+        rates["valid_rate"] = filtered.checks.valid_rate
+        check_rates = {"rows_checked": len(filtered.checks.failures), "batch": filtered.checks.pass_rates,
+                       "real_heldout": checks.run(list(target_heldout)).pass_rates,
+                       "describe": {c.name: c.describe() for c in checks.checks}}
     kept = [texts[i] for i in filtered.kept]
     mauve, shape, unscored = None, {}, None
     histogram = length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
@@ -149,11 +158,11 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
             unscored = str(exc)
     else:
         unscored = _too_few_rows(config, len(kept), len(texts), dropped)
-    decision, criteria = decide(metrics, gate, unscored)
+    decision, criteria = decide(metrics, gate, unscored, check_rates and check_rates["batch"])
     settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
                 "length_bounds": list(filtered.length_bounds)}
     report = GateReport(decision, criteria, len(texts), kept, filtered.dropped, rates, mauve, shape, histogram,
-                        settings, identities, leakage)
+                        settings, identities, leakage, check_rates)
     if out_dir is not None:
         write_report(report, Path(out_dir))
     return report

@@ -94,6 +94,13 @@ def _metrics_section(report: dict) -> str:
                 ("reference: real train vs real held-out", mauve["reference"], boot["reference_interval"]))])]
         mauve_criterion = next(c for c in report["criteria"] if c["metric"] == "mauve")
         parts.append(_mauve_plot(mauve, mauve_criterion["threshold"], report["settings"]["gate"]["review_band"]))
+    if report.get("checks"):
+        checks = report["checks"]
+        parts += ["<h2>Row checks</h2>", html_table(["check", "rule", "batch rows passing", "real held-out rows passing"], [
+            [escape(name), escape(checks["describe"][name]), f"{rate:.1%}", f"{checks['real_heldout'][name]:.1%}"]
+            for name, rate in checks["batch"].items()]),
+            f"<p>{checks['rows_checked']} batch rows reached the checks; a row failing any check is dropped "
+            "(gate_dropped_rows.parquet names the check).</p>"]
     if report.get("leakage"):
         parts += ["<h2>Near copies of train rows</h2>", _leakage_table(report["leakage"])]
     if report["shape"]:

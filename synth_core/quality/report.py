@@ -35,6 +35,7 @@ class GateReport:
     settings: dict
     identities: dict
     leakage: CalibratedLeakage | None = None  # near-copy rates of the batch and of real held-out rows
+    checks: dict | None = None  # each declared check's pass rate on the batch and on real held-out rows
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -57,6 +58,7 @@ class GateReport:
             "rates": self.rates,
             "mauve": self.mauve.to_dict() if self.mauve else None,
             "leakage": self.leakage.to_dict() if self.leakage else None,
+            "checks": self.checks,
             "shape": {name: metrics.to_dict() for name, metrics in self.shape.items()},
             "length_histogram": self.length_histogram,
             "settings": self.settings,

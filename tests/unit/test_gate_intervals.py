@@ -118,3 +118,25 @@ def test_too_few_rows_and_unusable_features_fail_with_the_reason():
     flat = _gate(cloud, cloud.rows("bat", 200, 3), config=_config(mauve_features="llm"),
                  mauve_features=lambda texts: np.ones((len(texts), DIM)))
     assert flat.decision == "fail" and "identical MAUVE features" in _criterion(flat, "mauve").reason
+
+
+def test_rows_failing_a_check_are_dropped_and_a_mostly_invalid_batch_fails_naming_the_check():
+    cloud = Cloud()
+    batch = cloud.rows("bat", 200, 3)
+    low_numbers = {"name": "low_number", "kind": "regex", "pattern": r"number 000[0-4]"}  # rows 0-49 of 200
+    config = from_dict({**_config().to_dict(), "checks": [low_numbers], "base_dir": "."})
+    report = _gate(cloud, batch, config=config)
+    valid = _criterion(report, "valid_rate")
+    assert report.decision == "fail" and valid.outcome == "fail" and valid.value == pytest.approx(0.25)
+    assert "low_number 25%" in valid.reason and "gate.min_valid_rate=0.5" in valid.reason
+    dropped = [row for row in report.dropped if row.reason == "failed_check"]
+    assert len(dropped) == 150 and all("check 'low_number'" in row.detail for row in dropped)
+    assert report.to_dict()["checks"]["batch"] == {"low_number": 0.25}
+
+    lenient = from_dict({**config.to_dict(), "gate": {**config.to_dict()["gate"], "min_valid_rate": 0.2}})
+    assert _gate(cloud, batch, config=lenient).counts()["kept"] == 50
+
+    never = from_dict({**config.to_dict(), "checks": [{"name": "never", "kind": "regex", "pattern": "never"}]})
+    nothing = _gate(cloud, batch, config=never)
+    assert nothing.decision == "fail" and nothing.kept_texts == []
+    assert "never 0%" in _criterion(nothing, "valid_rate").reason

@@ -121,3 +121,16 @@ def test_seed_domains_pass_their_own_validation(domain: str, artifact_store: Loc
     config = load_domain(REPO / "domains" / f"{domain}.yaml")
     refresh(config, "seed", artifact_store)
     assert validate_targets(config, "seed", artifact_store)["success"]
+
+
+def test_row_checks_run_on_the_real_targets_and_a_check_they_fail_is_a_config_error(
+        tmp_path: Path, artifact_store: LocalStore) -> None:
+    answer = {"name": "answer_line", "kind": "regex", "pattern": r"\nAnswer: It is \d+\.\Z"}
+    config = domain_config(tmp_path).with_overrides({"checks": [answer]})
+    refresh(config, "run1", artifact_store)
+    assert validate_targets(config, "run1", artifact_store)["check_pass_rates"] == {"answer_line": 1.0}
+    wrong = config.with_overrides({"checks": [{**answer, "pattern": r"\nAnswer: \d+\Z"}]})
+    with pytest.raises(ConfigError, match=r"arith: the domain's checks reject its own real targets: check "
+                                          r"'answer_line' .* passes only 0% of the 40 real target rows .*e\.g\. "
+                                          r"'Question: What is 0 plus 1\?"):
+        validate_targets(wrong, "run1", artifact_store)
