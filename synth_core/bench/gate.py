@@ -11,7 +11,8 @@ domain's real train and held-out rows, at each batch size:
   rows and the frozen generator's rows from the instruction alone (these two cost generation time).
 
 Real batches are drawn without replacement from the test file, so at sizes above half the file they
-overlap; the report says how many distinct rows were available.
+overlap; the report says how many distinct rows were available. A degradation drawn from a pool
+(another domain, generated rows) runs only at sizes its pool can fill.
 """
 
 from __future__ import annotations
@@ -75,14 +76,14 @@ DEGRADATIONS = (
     Degradation("untrained", "the frozen generator's rows from the baseline's instruction alone: no examples, "
                              "no trained prompt"),
 )
-GENERATED = ("hard_prompt", "untrained")
+POOLED = ("other_domain", "hard_prompt", "untrained")  # drawn from a pool of rows, not made from real ones
 
 
 def degraded_batch(name: str, real: list[str], rng: np.random.Generator, pools: dict[str, list[str]]) -> list[str]:
     """A bad batch as long as `real`: made from it, or drawn from a pool (other domain, generated rows)."""
     if name in pools:
         pool = pools[name]
-        return [pool[i] for i in rng.choice(len(pool), size=min(len(real), len(pool)), replace=False)]
+        return [pool[i] for i in rng.choice(len(pool), size=len(real), replace=False)]
     if name == "one_row_edited":
         return [edit_words(real[0], rng) for _ in real]
     transform: Callable[[str, np.random.Generator], str] = {"cut_in_half": cut_in_half,
@@ -127,8 +128,9 @@ def domain_error_rates(config: DomainConfig, targets: TargetSplit, real_test: li
                            targets, embed) for _ in range(plan.real_trials)]
         bad = {}
         for degradation in DEGRADATIONS:
-            if degradation.name in GENERATED and degradation.name not in pools:
-                continue
+            pool = pools.get(degradation.name)
+            if (pool is None and degradation.name in POOLED) or (pool is not None and len(pool) < size):
+                continue  # not generated, or too few rows for a batch of this size
             bad[degradation.name] = [
                 _gate_once(config, degraded_batch(degradation.name, [real_test[i] for i in sorted(
                     rng.choice(len(real_test), size, replace=False))], rng, pools), targets, embed)
@@ -138,8 +140,8 @@ def domain_error_rates(config: DomainConfig, targets: TargetSplit, real_test: li
             "false_rejection": {**_rate(real, lambda d: d != "pass"), "outcomes": real},
             "false_acceptance": {name: {**_rate(outcomes, lambda d: d == "pass"), "outcomes": outcomes}
                                  for name, outcomes in bad.items()}}
-        log.info("%s, %d rows: false rejection %s, false acceptance %s", config.name, size,
-                 by_size[str(size)]["false_rejection"]["rate"],
+        log.info("%s, %d rows (%.0f s): false rejection %s, false acceptance %s", config.name, size,
+                 by_size[str(size)]["seconds"], by_size[str(size)]["false_rejection"]["rate"],
                  {n: r["rate"] for n, r in by_size[str(size)]["false_acceptance"].items()})
     return {"domain": config.name, "train_rows": len(targets.train), "heldout_rows": len(targets.heldout),
             "test_rows": len(real_test), "gate": {k: getattr(config.gate, k) for k in (
@@ -148,7 +150,8 @@ def domain_error_rates(config: DomainConfig, targets: TargetSplit, real_test: li
 
 
 def generated_pools(config: DomainConfig, targets: TargetSplit, rows: int, out: Path) -> dict[str, list[str]]:
-    """`rows` rows from the hard-prompt baseline and from its instruction alone (cached in `out`)."""
+    """`rows` rows from the hard-prompt baseline and from its instruction alone (cached in `out`), less
+    those cut at the token cap: the gate drops those first, so a pool holds what it would judge."""
     import pandas as pd
 
     from synth_core.bench.quality import load_bench_models, method_config, sample_method
@@ -163,7 +166,9 @@ def generated_pools(config: DomainConfig, targets: TargetSplit, rows: int, out: 
             _lm, sampler_lm, embedder = load_bench_models(run_config)
             log.info("%s: generating %d %s rows", config.name, rows, name)
             sample_method(run_config, None, sampler_lm, embedder, targets, path)
-        pools[name] = pd.read_parquet(path)["text"].astype(str).tolist()
+        frame = pd.read_parquet(path)
+        pools[name] = frame.loc[frame["finished"].astype(bool), "text"].astype(str).tolist()
+        log.info("%s %s: %d of %d generated rows finished", config.name, name, len(pools[name]), len(frame))
     return pools
 
 
