@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_core.config import DomainConfig, load_domain
+from synth_core.config import CheckConfig, DomainConfig, load_domain
 
 if TYPE_CHECKING:
     from synth_core.sources import TargetSplit
@@ -117,19 +117,21 @@ def _timed(stage: str, timings: dict, fn, *args, **kwargs):
     return result
 
 
-def check_rates(config: DomainConfig, texts: list[str]) -> dict[str, float]:
+def check_rates(declared: list[CheckConfig], texts: list[str]) -> dict[str, float]:
     """Each declared row check's pass rate on `texts`, and the share passing all of them (`all`)."""
     from synth_core.quality.checks import RowChecks
 
-    checks = RowChecks(config.checks)
+    checks = RowChecks(declared)
     if not checks or not texts:
         return {}
     results = checks.run(texts)
     return {**results.pass_rates, "all": results.valid_rate}
 
 
-def score_rows(config, texts, train, test, embedder, timings) -> tuple[dict[str, Any], list[str]]:
-    """Gate metrics of a method's rows (MAUVE against `test`) and the rows the filters kept."""
+def score_rows(config, texts, train, test, embedder, timings, declared: list[CheckConfig]
+               ) -> tuple[dict[str, Any], list[str]]:
+    """Gate metrics of a method's rows (MAUVE against `test`), the pass rates of the domain's `declared`
+    checks on all of them (the plumbing-only smoke scale gates without them), and the rows the gate kept."""
     from synth_core.quality.gate import GateInputError, run_gate
 
     try:
@@ -140,7 +142,7 @@ def score_rows(config, texts, train, test, embedder, timings) -> tuple[dict[str,
     metrics = {**report.summary(), "mauve_spread": report.mauve.synthetic.spread if report.mauve else None,
                "reference_spread": report.mauve.reference.spread if report.mauve else None,
                "diversity": report.to_dict()["shape"].get("synthetic", {}),
-               "exact": check_rates(config, texts)}
+               "exact": check_rates(declared, texts)}
     return metrics, report.kept_texts
 
 
@@ -221,6 +223,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
     from synth_core.sources import load_target_split
 
+    declared = config.checks
     config = scaled_config(config, scale)
     lm, sampler_lm, embedder = load_bench_models(config)
     targets = bench_targets(load_target_split(config), scale)
@@ -241,7 +244,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         else:
             _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row)
         metrics, kept = score_rows(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
-                               timings)
+                               timings, declared)
         row.update(metrics)
         # downstream trains on what the gate would publish
         row["downstream"] = (_timed("finetune_s", timings, downstream_loss, lm, kept, test, finetune,
@@ -251,7 +254,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
     real = downstream_loss(lm, targets.train, test, finetune, no_finetune_loss, downstream_subsets)
     reference = {"real_rows_finetuned": real, "no_finetune_loss": round(no_finetune_loss, 4),
-                 "exact_on_real_test": check_rates(config, test)}
+                 "exact_on_real_test": check_rates(declared, test)}
     hard = [m for m in methods if m.startswith("hard-prompt") and methods[m].get("mauve") is not None]
     best_hard = max(hard, key=lambda m: methods[m]["mauve"]) if hard else None
     return {"domain": config.name, "methods": methods, "reference": reference, "best_hard_prompt": best_hard,

@@ -59,6 +59,7 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
     soft = method in SOFT_VARIANTS
     if checkpoint is not None and not soft:
         raise ValueError(f"--checkpoint {checkpoint} is a soft prompt; method {method} samples without one")
+    declared = config.checks
     config = method_config(scaled_config(config, scale), method)
     out_dir.mkdir(parents=True, exist_ok=True)
     lm, sampler_lm, embedder = load_bench_models(config)
@@ -87,7 +88,8 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
             row["generate_s"] = round(time.perf_counter() - started, 1)
         frame = pd.read_parquet(path)
         row["finished_fraction"] = round(float(frame["finished"].mean()), 3)
-        metrics, _ = score_rows(setting_config, frame["text"].tolist(), targets.train, validation, embedder, {})
+        metrics, _ = score_rows(setting_config, frame["text"].tolist(), targets.train, validation, embedder, {},
+                                declared)
         row.update({**metrics, "length_ks": metrics.get("diversity", {}).get("length_ks")})
         results["settings"].append(row)
         log.info("%s %s: MAUVE %s, finished %.2f", config.name, name, row.get("mauve"), row["finished_fraction"])

@@ -27,8 +27,9 @@ ROWS = 150
 
 
 def _domain_yaml(tmp: Path) -> Path:
-    """The GSM8K domain, cut to 300 source rows (150 train / 150 held-out) so the tests stay fast."""
-    text = (REPO / "domains" / "gsm8k.yaml").read_text()
+    """The GSM8K domain, cut to 300 source rows (150 train / 150 held-out) so the tests stay fast, without
+    its row checks: these tests count the other filters (test_row_checks_on_real_rows has the checks)."""
+    text = re.sub(r"checks:\n(  - .*\n)+", "", (REPO / "domains" / "gsm8k.yaml").read_text())
     text = text.replace("uri: data/gsm8k/train.jsonl", f"uri: {REPO / 'domains/data/gsm8k/train.jsonl'}")
     text = text.replace("holdout_fraction: 0.2", "holdout_fraction: 0.5\n  max_rows: 300")
     path = tmp / "gsm8k_small.yaml"
@@ -106,6 +107,19 @@ def test_real_vs_real_passes(real_report):
     assert data["mauve"]["settings"] | {"num_buckets": 15, "sample_size": ROWS} == data["mauve"]["settings"]
 
 
+def test_row_checks_on_real_rows(domain_yaml, targets, embed, gsm8k_test_rows):
+    """The seed domain's checks drop the few real rows whose arithmetic the check misreads (2% of GSM8K),
+    name the check, and the batch still passes."""
+    with_checks = load_domain(domain_yaml).with_overrides({"checks": [
+        c.__dict__ for c in load_domain(REPO / "domains" / "gsm8k.yaml").checks]})
+    report = _gate(with_checks, gsm8k_test_rows, targets, embed)
+    failed = [row for row in report.dropped if row.reason == "failed_check"]
+    assert report.decision == "pass" and 0 < len(failed) <= 5
+    assert all("check 'arithmetic'" in row.detail for row in failed)
+    checks = report.to_dict()["checks"]
+    assert checks["batch"]["final_answer"] == 1.0 and checks["real_heldout"]["final_answer"] == 1.0
+
+
 def test_same_inputs_and_seeds_give_the_same_report(real_report, config, targets, embed, gsm8k_test_rows):
     again = _gate(config, gsm8k_test_rows, targets, embed).to_dict()
     first = real_report.to_dict()
@@ -142,7 +156,7 @@ def test_duplicates_and_degenerate_rows_are_removed_and_counted(config, targets,
     report = _gate(config, batch, targets, embed, out_dir=tmp_path)
     data = json.loads((tmp_path / "gate_report.json").read_text())
     assert data["counts"]["dropped_by_reason"] == {
-        "empty": 2, "unfinished": 0, "too_short": 1, "too_long": 1, "repetition": 1, "pii": 2, "leakage": 0,
+        "empty": 2, "unfinished": 0, "too_short": 1, "too_long": 1, "repetition": 1, "failed_check": 0, "pii": 2, "leakage": 0,
         "exact_duplicate": 13, "near_duplicate": 5}
     assert data["counts"]["kept"] == 120 and report.kept_texts == real
     assert data["rates"]["duplicate_rate"] == pytest.approx(18 / len(batch))
