@@ -136,6 +136,22 @@ def test_pages_escape_every_value_from_the_store(pages, gated):
     assert "/runs/run%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in pages.detail_page(detail, links)
 
 
+def test_pages_show_the_mauve_intervals_thresholds_and_why(pages, gated):
+    _, config, runs = gated
+    report = runs["scored"].report
+    run = gate_history.summarise_report(DOMAIN, runs["scored"].run_id, report)
+    low, high = report["mauve"]["bootstrap"]["synthetic_interval"]
+    assert run.mauve_interval == [low, high] and run.mauve_reference_interval is not None
+    assert run.mauve_explanation.startswith(f"MAUVE {run.mauve:.3f} (90% interval {low:.3f} to {high:.3f})")
+    links = pages.Links(plugin="/synth-gates", airflow="")
+    detail = pages.detail_page(gate_history.RunDetail(run, report, None, True), links)
+    overview = pages.overview_page([gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", [run])], [], links)
+    for html in (detail, overview):
+        assert f"[{low:.3f}–{high:.3f}]" in html
+    assert "clear of the bar" in detail and "k-NN recall (coverage) vs held-out" in detail
+    assert f"{run.recall:.3f} (threshold —)" in detail
+
+
 def test_trend_chart_draws_scored_runs_oldest_first(pages, gated):
     _, config, _ = gated
     runs = gate_history.domain_history(config).runs
