@@ -25,7 +25,7 @@ from synth_core.layout import (
     MANIFEST,
     dag_id_for,
     latest_key,
-    partition_prefix,
+    partition_glob,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     airflow("dags", "test", dag_id_for(DEMO_DOMAIN), LOGICAL_DATE, "--conf", json.dumps(conf))
     run_dir = newest_run(DEMO_DOMAIN)
     report = json.loads((run_dir / GATE_STEP / GATE_REPORT_JSON).read_text())
-    partitions = partition_prefix(DEMO_DOMAIN, "*", run_dir.name)
+    partitions = partition_glob(DEMO_DOMAIN, run_dir.name)
     published = sorted((REPO / "published").glob(partitions))
     quarantined = sorted((REPO / "published" / "_quarantine").glob(partitions))
     mauve = report.get("mauve") or {}

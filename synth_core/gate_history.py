@@ -20,13 +20,13 @@ from synth_core.domains import discover_domains, domains_dir
 from synth_core.layout import (
     GATE_REPORT_JSON,
     GATE_STEP,
-    MANIFEST,
     VALIDATION_JSON,
     VALIDATION_STEPS,
     dag_id_for,
     gate_report_html_key,
     gate_report_key,
     latest_key,
+    manifests_by_run,
     run_prefix,
 )
 from synth_core.store import ArtifactStore, StoreError, open_store
@@ -186,16 +186,6 @@ def validation_summary(store: ArtifactStore, domain: str, run_id: str) -> dict[s
     return summary
 
 
-def _manifest_keys(store: ArtifactStore, domain: str) -> dict[str, str]:
-    """run id -> manifest key, for every committed partition `domain=<d>/date=<ds>/run=<id>/manifest.json`."""
-    found = {}
-    for key in store.list(f"domain={domain}"):
-        parts = key.split("/")
-        if len(parts) == 4 and parts[3] == MANIFEST and parts[2].startswith("run="):
-            found[parts[2].removeprefix("run=")] = key
-    return found
-
-
 def publications(config: DomainConfig) -> dict[str, Publication]:
     """run id -> where its batch was published or quarantined (published wins if both)."""
     found: dict[str, Publication] = {}
@@ -204,7 +194,7 @@ def publications(config: DomainConfig) -> dict[str, Publication]:
         latest_run = None
         if status == "published" and dest.exists(latest_key(config.name)):
             latest_run = dest.get_json(latest_key(config.name)).get("run_id")
-        for run_id, key in _manifest_keys(dest, config.name).items():
+        for run_id, key in manifests_by_run(dest.list(f"domain={config.name}")).items():
             manifest = dest.get_json(key)
             found[run_id] = Publication(
                 status=status, uri=dest.uri_for(key.rsplit("/", 1)[0]), manifest_key=key, ds=manifest.get("ds"),

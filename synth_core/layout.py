@@ -61,9 +61,42 @@ def gate_report_html_key(domain: str, run_id: str) -> str:
     return f"{run_prefix(domain, run_id, GATE_STEP)}/{GATE_REPORT_HTML}"
 
 
+def logical_date(ds: str) -> str:
+    """`ds` if it is an ISO date (YYYY-MM-DD, zero-padded), else ValueError: partitions and `_latest.json`
+    compare dates as text, so `2026-11-5` would sort after `2026-11-30`."""
+    import re
+    from datetime import date
+
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", ds) and date.fromisoformat(ds):
+            return ds
+    except ValueError:
+        pass
+    raise ValueError(f"ds={ds!r}: not an ISO date YYYY-MM-DD (zero-padded, e.g. 2026-11-05)")
+
+
+def _partition(domain: str, date_part: str, run_id: str) -> str:
+    return f"domain={domain}/date={date_part}/run={run_id}"
+
+
 def partition_prefix(domain: str, ds: str, run_id: str) -> str:
     """Where a run's batch is published (or quarantined) inside the destination."""
-    return f"domain={domain}/date={ds}/run={run_id}"
+    return _partition(domain, logical_date(ds), run_id)
+
+
+def partition_glob(domain: str, run_id: str) -> str:
+    """A glob matching the run's partition under any date."""
+    return _partition(domain, "*", run_id)
+
+
+def manifests_by_run(keys: list[str]) -> dict[str, str]:
+    """run id -> manifest key, for every committed partition among `keys` (a destination's listing)."""
+    found = {}
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] == MANIFEST and parts[2].startswith("run="):
+            found[parts[2].removeprefix("run=")] = key
+    return found
 
 
 def latest_key(domain: str) -> str:

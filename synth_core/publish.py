@@ -6,7 +6,10 @@ Layout at the destination (s3:// or file://):
     domain=<d>/date=<ds>/run=<run_id>/manifest.json         written last: the commit
     domain=<d>/_latest.json                                 moved only after the manifest exists
 Readers trust only prefixes with a manifest, so a crash part-way leaves nothing that looks published.
-A re-run of the same run id writes the same keys; once the manifest exists it is a no-op.
+A re-run of the same run id writes the same keys; once the manifest exists it is a no-op, and a run id
+already committed under another date is not published again. `_latest.json` is updated by
+compare-and-swap, so concurrent publishes leave it on the newest date; a roll-back records the run it
+withdrew, which later publishes never make latest again.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from synth_core.layout import (
     gate_report_html_key,
     gate_report_key,
     latest_key,
+    manifests_by_run,
     partition_prefix,
     run_prefix,
 )
 from synth_core.snapshot import read_lineage
-from synth_core.store import ArtifactStore, TransientStoreError, open_store
+from synth_core.store import ArtifactStore, TransientStoreError, WriteConflict, json_bytes, open_store
 from synth_core.validation import ValidationFailed, synthetic_batch_keys, validate_synthetic
 
 log = logging.getLogger(__name__)
@@ -136,22 +140,52 @@ def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest:
     return True, hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest()
 
 
-def _move_latest(dest: ArtifactStore, domain: str, ds: str, run_id: str, prefix: str, manifest_sha: str) -> bool:
-    """Point `_latest.json` at this run unless it already names a later date (backfills don't move it back)."""
+LATEST_ATTEMPTS = 20  # compare-and-swap rounds on `_latest.json` before giving up (transient)
+
+
+def _update_latest(dest: ArtifactStore, domain: str,
+                   change: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Read-modify-write `_latest.json` as a compare-and-swap: `change` maps the current pointer (None if
+    there is none) to the new one, or to None to leave it; on a conflict it is read and applied again."""
     key = latest_key(domain)
-    if dest.exists(key) and dest.get_json(key)["ds"] > ds:
-        return False
-    dest.put_json(key, {"run_prefix": prefix, "manifest_key": f"{prefix}/{MANIFEST}",
-                        "manifest_sha256": manifest_sha, "ds": ds, "run_id": run_id})
-    return True
+    for _ in range(LATEST_ATTEMPTS):
+        current = dest.get_versioned(key)
+        pointer = json.loads(current[0]) if current else None
+        new = change(pointer)
+        if new is None:
+            return None
+        try:
+            dest.put_if(key, json_bytes(new), current[1] if current else None)
+            return new
+        except WriteConflict:
+            log.info("%s changed while it was being updated; reading it again", dest.uri_for(key))
+    raise TransientStoreError(f"{dest.uri_for(key)}: {LATEST_ATTEMPTS} concurrent updates in a row; retry")
 
 
-def roll_back_latest(config: DomainConfig, run_id: str, ds: str, *,
+def _history(pointer: dict[str, Any] | None) -> dict[str, Any]:
+    """What a pointer carries from one update to the next: withdrawn runs and the roll-backs that withdrew them."""
+    return {"withdrawn": list((pointer or {}).get("withdrawn", [])),
+            "rollbacks": list((pointer or {}).get("rollbacks", []))}
+
+
+def _move_latest(dest: ArtifactStore, domain: str, ds: str, run_id: str, prefix: str, manifest_sha: str) -> bool:
+    """Point `_latest.json` at this run unless it already names a later date (backfills don't move it back),
+    already names this run, or a roll-back withdrew this run."""
+    def newer(pointer: dict[str, Any] | None) -> dict[str, Any] | None:
+        if pointer and (pointer["ds"] > ds or pointer["run_id"] == run_id or run_id in pointer.get("withdrawn", [])):
+            return None
+        return {"run_prefix": prefix, "manifest_key": f"{prefix}/{MANIFEST}", "manifest_sha256": manifest_sha,
+                "ds": ds, "run_id": run_id, **_history(pointer)}
+
+    return _update_latest(dest, domain, newer) is not None
+
+
+def roll_back_latest(config: DomainConfig, run_id: str, ds: str, *, by: str,
                      destination: ArtifactStore | None = None) -> dict[str, Any]:
     """Point the domain's `_latest.json` back at an earlier published run (its manifest must exist).
 
-    Readers follow `_latest.json`, so this withdraws a bad batch without deleting anything; the pointer
-    records what it replaced.
+    Readers follow `_latest.json`, so this withdraws a bad batch without deleting anything. The pointer
+    records the withdrawn run (by whom, when); publishing a withdrawn run again never makes it latest.
     """
     dest = destination or open_store(config.publish.uri, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
@@ -159,14 +193,32 @@ def roll_back_latest(config: DomainConfig, run_id: str, ds: str, *,
     if not dest.exists(manifest_key):
         raise PublishRefused(f"cannot roll back to {dest.uri_for(prefix)}: it has no {MANIFEST}, so it was never "
                              "published")
-    key = latest_key(config.name)
-    replaced = dest.get_json(key) if dest.exists(key) else None
-    pointer = {"run_prefix": prefix, "manifest_key": manifest_key,
-               "manifest_sha256": hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest(), "ds": ds,
-               "run_id": run_id, "rolled_back_from": replaced}
-    dest.put_json(key, pointer)
-    return {"latest": dest.uri_for(key), "run_id": run_id, "ds": ds,
-            "replaced_run_id": replaced["run_id"] if replaced else None}
+    manifest_sha = hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest()
+    replaced: dict[str, Any] = {}
+
+    def back(pointer: dict[str, Any] | None) -> dict[str, Any]:
+        history = _history(pointer)
+        replaced.update(run_id=pointer["run_id"] if pointer else None)
+        withdrawn = [r for r in history["withdrawn"] if r != run_id]
+        if pointer and pointer["run_id"] != run_id and pointer["run_id"] not in withdrawn:
+            withdrawn.append(pointer["run_id"])
+        record = {"withdrawn_run_id": replaced["run_id"], "restored_run_id": run_id, "by": by,
+                  "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        return {"run_prefix": prefix, "manifest_key": manifest_key, "manifest_sha256": manifest_sha, "ds": ds,
+                "run_id": run_id, "withdrawn": withdrawn, "rollbacks": [*history["rollbacks"], record]}
+
+    pointer = _transactionally(lambda: _update_latest(dest, config.name, back),
+                               f"roll back {config.name} to run {run_id}")
+    return {"latest": dest.uri_for(latest_key(config.name)), "run_id": run_id, "ds": ds,
+            "replaced_run_id": replaced["run_id"], "withdrawn": pointer["withdrawn"], "by": by}
+
+
+def _committed_elsewhere(dest: ArtifactStore, domain: str, run_id: str, prefix: str) -> str | None:
+    """The partition this run id was already committed under with another date, if any: a run id
+    publishes (or is quarantined) once, whatever `ds` a later call passes."""
+    key = manifests_by_run(dest.list(f"domain={domain}")).get(run_id)
+    committed = key.rsplit("/", 1)[0] if key else None
+    return committed if committed and committed != prefix else None
 
 
 def gate_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +262,12 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     prefix = partition_prefix(config.name, ds, run_id)
 
     def attempt() -> dict[str, Any]:
+        earlier = _committed_elsewhere(dest, config.name, run_id, prefix)
+        if earlier:
+            log.warning("run %s was already published as %s: a run id publishes once, so ds=%s changes nothing",
+                        run_id, dest.uri_for(earlier), ds)
+            return {"published": False, "uri": dest.uri_for(earlier), "latest_updated": False,
+                    "already_published_as": earlier}
         written, manifest_sha = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest)
         moved = _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)
         return {"published": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
@@ -234,7 +292,13 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     manifest["evidence"] = [_file_entry(name, data, None) for name, data in evidence.items()]
     dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
-    written, manifest_sha = _transactionally(lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
-                                             f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
-    return {"quarantined": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
+    def attempt() -> tuple[bool, str, str]:
+        earlier = _committed_elsewhere(dest, config.name, run_id, prefix)
+        if earlier:
+            return False, "", earlier
+        return (*_commit(dest, prefix, {**parts, **evidence}, manifest), prefix)
+
+    written, manifest_sha, where = _transactionally(
+        attempt, f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    return {"quarantined": written, "uri": dest.uri_for(where), "manifest_sha256": manifest_sha,
             "files": len(entries), "rows": manifest["rows"], "reason": manifest["reason"]}

@@ -3,11 +3,14 @@
 Every step writes under `<root>/<domain>/<run_id>/<step>/`. Keys are `/`-separated and relative to the
 root; both backends behave the same: a missing key raises `FileNotFoundError`, a local write is atomic
 (temp file + rename) as an S3 PUT is, an unreachable S3 (after botocore's retries) raises
-`TransientStoreError` and a rejected credential or permission raises `StoreAccessError`.
+`TransientStoreError` and a rejected credential or permission raises `StoreAccessError`. `put_if` is a
+compare-and-swap (S3 conditional PUT; a file lock and a content hash locally) that raises
+`WriteConflict` when another writer got there first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -30,10 +33,19 @@ class StoreAccessError(StoreError):
     """The store rejected our credentials or permissions; retrying will not help."""
 
 
+class WriteConflict(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read. Read it again."""
+
+
 def _check_key(key: str) -> str:
     if not key or key.startswith("/") or ".." in key.split("/"):
         raise ValueError(f"{key!r}: store keys are relative, without '..'")
     return key
+
+
+def json_bytes(obj: Any) -> bytes:
+    """How the store writes JSON: indented, sorted keys, one trailing newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
 class ArtifactStore(ABC):
@@ -59,13 +71,22 @@ class ArtifactStore(ABC):
     def uri_for(self, key: str) -> str: ...
 
     def put_json(self, key: str, obj: Any) -> str:
-        return self.put_bytes(key, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+        return self.put_bytes(key, json_bytes(obj))
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
     def put_file(self, key: str, path: str | Path) -> str:
         return self.put_bytes(key, Path(path).read_bytes())
+
+    @abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and a version token for `put_if`, or None when it does not exist."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, version: str | None) -> None:
+        """Write only if the object is still at `version` (None: only if it does not exist yet), else
+        raise `WriteConflict`: a compare-and-swap, for pointers that concurrent writers update."""
 
 
 class LocalStore(ArtifactStore):
@@ -97,6 +118,26 @@ class LocalStore(ArtifactStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, version: str | None) -> None:
+        """Under an exclusive lock on a sibling lock file, compare the content hash, then rename into place."""
+        import fcntl
+
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f".{target.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            if (current[1] if current else None) != version:
+                raise WriteConflict(f"{self.uri_for(key)} changed since it was read")
+            self.put_bytes(key, data)
 
     def list(self, prefix: str) -> list[str]:
         base = self.path / prefix.strip("/")
@@ -132,6 +173,8 @@ class S3Store(ArtifactStore):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.uri_for(key)}: no such artifact") from None
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise WriteConflict(f"{action} {self.uri_for(key)}: changed since it was read ({code})") from None
             if code in _ACCESS_CODES:
                 raise StoreAccessError(f"{action} {self.uri_for(key)} refused ({code}): check the S3 "
                                        f"credentials, bucket and permissions for {self.client.meta.endpoint_url}"
@@ -146,6 +189,18 @@ class S3Store(ArtifactStore):
 
     def get_bytes(self, key: str) -> bytes:
         return self._call("read", key, self.client.get_object, Key=self._key(key))["Body"].read()
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            answer = self._call("read", key, self.client.get_object, Key=self._key(key))
+        except FileNotFoundError:
+            return None
+        return answer["Body"].read(), answer["ETag"]
+
+    def put_if(self, key: str, data: bytes, version: str | None) -> None:
+        """S3 conditional PUT: If-Match the ETag read, or If-None-Match * for a new object."""
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        self._call("write", key, self.client.put_object, Key=self._key(key), Body=data, **condition)
 
     def exists(self, key: str) -> bool:
         try:

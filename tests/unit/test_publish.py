@@ -154,10 +154,86 @@ def test_roll_back_points_latest_at_an_earlier_published_run(tmp_path, artifact_
     write_generated_run(config, "run1", artifact_store)
     publish(config, "run0", artifact_store, "2025-01-24")
     publish(config, "run1", artifact_store, "2025-01-31")
-    result = roll_back_latest(config, "run0", "2025-01-24")
+    result = roll_back_latest(config, "run0", "2025-01-24", by="carol")
     pointer = published.get_json("domain=arith/_latest.json")
     assert result["replaced_run_id"] == "run1" and pointer["run_id"] == "run0"
-    assert pointer["rolled_back_from"]["run_id"] == "run1"
+    assert pointer["withdrawn"] == ["run1"]
+    (record,) = pointer["rollbacks"]
+    assert record["withdrawn_run_id"] == "run1" and record["by"] == "carol" and record["at"]
     assert published.exists("domain=arith/date=2025-01-31/run=run1/manifest.json")  # nothing deleted
     with pytest.raises(PublishRefused, match="never published"):
-        roll_back_latest(config, "run9", "2025-01-24")
+        roll_back_latest(config, "run9", "2025-01-24", by="carol")
+
+    # finding 5: re-publishing the withdrawn run is a no-op that leaves the roll-back in place
+    again = publish(config, "run1", artifact_store, "2025-01-31")
+    assert not again["published"] and not again["latest_updated"]
+    assert published.get_json("domain=arith/_latest.json")["run_id"] == "run0"
+    # a newer run still becomes latest, and carries the withdrawal with it
+    write_generated_run(config, "run2", artifact_store)
+    assert publish(config, "run2", artifact_store, "2025-02-07")["latest_updated"]
+    pointer = published.get_json("domain=arith/_latest.json")
+    assert pointer["run_id"] == "run2" and pointer["withdrawn"] == ["run1"] and len(pointer["rollbacks"]) == 1
+
+
+def test_a_run_id_publishes_once_whatever_ds_says(tmp_path, artifact_store, published, capsys) -> None:
+    """Finding 2: the same run id with another --ds is a no-op pointing at the first publish."""
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    first = publish(config, "run1", artifact_store, "2025-01-31")
+    second = publish(config, "run1", artifact_store, "2025-02-01")
+    assert first["published"] and not second["published"] and not second["latest_updated"]
+    assert second["already_published_as"] == RUN and second["uri"] == first["uri"]
+    assert [k for k in published.list("domain=arith") if k.endswith("manifest.json")] == [f"{RUN}/manifest.json"]
+    assert published.get_json("domain=arith/_latest.json")["ds"] == "2025-01-31"
+    quarantined = quarantine(config, "run1", artifact_store, "2025-01-31")
+    assert not quarantine(config, "run1", artifact_store, "2025-02-02")["quarantined"]
+    assert quarantined["quarantined"]
+
+
+@pytest.mark.parametrize("ds", ["a b", "2026/11/05", "2026-11-5", "2026-13-01", "../../etc"])
+def test_ds_must_be_an_iso_date(tmp_path, artifact_store, published, capsys, ds) -> None:
+    """Finding 3: a bad or unpadded --ds is refused before anything runs, on every command and in the code."""
+    config = domain_config(tmp_path)
+    write_generated_run(config, "run1", artifact_store)
+    yaml_path = tmp_path / "arith.yaml"
+    yaml_path.write_text(json.dumps(config.to_dict()))
+    for command in (["publish", str(yaml_path), "--run-id", "run1", "--ds", ds],
+                    ["run", str(yaml_path), "--ds", ds]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
+        assert exit_info.value.code == 2 and "not an ISO date YYYY-MM-DD" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not an ISO date"):
+        publish(config, "run1", artifact_store, ds)
+    assert not published.list("domain=arith")
+
+
+def test_concurrent_publishes_leave_latest_on_the_newest_date(tmp_path, artifact_store, published) -> None:
+    """Finding 4: racing read-modify-writes of _latest.json (forced by a slow store) keep the newest date."""
+    import threading
+
+    class SlowStore(LocalStore):
+        """Every read of the pointer takes 50 ms, so the publishes read it before any of them writes."""
+
+        def get_bytes(self, key):
+            found = super().get_bytes(key)
+            threading.Event().wait(0.05 if key.endswith("_latest.json") else 0)
+            return found
+
+        def get_versioned(self, key):
+            found = super().get_versioned(key)
+            threading.Event().wait(0.05)
+            return found
+
+    config = domain_config(tmp_path)
+    # the newest run starts first: without a compare-and-swap the later, older writes would bury it
+    runs = {"run2": "2025-02-07", "run1": "2025-01-31", "run3": "2025-01-24", "run4": "2025-02-01"}
+    for run_id in runs:
+        write_generated_run(config, run_id, artifact_store)
+    dest = SlowStore(tmp_path / "published")
+    threads = [threading.Thread(target=publish, args=(config, run_id, artifact_store, ds), kwargs={"destination": dest})
+               for run_id, ds in runs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert published.get_json("domain=arith/_latest.json")["run_id"] == "run2"
