@@ -292,6 +292,7 @@ class GateConfig:
 
 def _check_store_uri(key: str, uri: str) -> None:
     _check(uri.startswith(("file://", "s3://")), key, uri, "must start with file:// or s3://")
+    _check(".." not in uri.split("://", 1)[-1].split("/"), key, uri, "must not contain '..' path segments")
 
 
 @dataclass
@@ -306,8 +307,8 @@ class PublishConfig:
 
     def __post_init__(self) -> None:
         _check_store_uri("publish.uri", self.uri)
-        _check(not self.quarantine_uri or self.quarantine_uri.startswith(("file://", "s3://")),
-               "publish.quarantine_uri", self.quarantine_uri, "must start with file:// or s3://")
+        if self.quarantine_uri:
+            _check_store_uri("publish.quarantine_uri", self.quarantine_uri)
 
     @property
     def quarantine(self) -> str:
@@ -322,9 +323,6 @@ class StoreConfig:
 
     def __post_init__(self) -> None:
         _check_store_uri("store.uri", self.uri)
-
-
-CHECK_KINDS = ("regex", "arithmetic", "python")
 
 
 @dataclass

@@ -75,6 +75,16 @@ def logical_date(ds: str) -> str:
     raise ValueError(f"ds={ds!r}: not an ISO date YYYY-MM-DD (zero-padded, e.g. 2026-11-05)")
 
 
+def checked_run_id(run_id: str) -> str:
+    """`run_id` if it is safe as a store key segment (Airflow's ids included), else ValueError."""
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,249}", run_id) and ".." not in run_id:
+        return run_id
+    raise ValueError(f"run id {run_id!r}: use letters, digits and _ . : + - (no '..', no '/'), "
+                     "e.g. manual__2026-11-05T10:00:00+00:00")
+
+
 def _partition(domain: str, date_part: str, run_id: str) -> str:
     return f"domain={domain}/date={date_part}/run={run_id}"
 

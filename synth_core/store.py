@@ -30,7 +30,8 @@ class TransientStoreError(StoreError):
 
 
 class StoreAccessError(StoreError):
-    """The store rejected our credentials or permissions; retrying will not help."""
+    """The store refused the request (credentials, permissions, or an invalid request: any 4xx answer but
+    not-found and conflicts); retrying will not help."""
 
 
 class WriteConflict(StoreError):
@@ -179,6 +180,10 @@ class S3Store(ArtifactStore):
                 raise StoreAccessError(f"{action} {self.uri_for(key)} refused ({code}): check the S3 "
                                        f"credentials, bucket and permissions for {self.client.meta.endpoint_url}"
                                        ) from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if 400 <= status < 500 and status not in (408, 429):  # not a timeout or throttling: a bad request
+                raise StoreAccessError(f"{action} {self.uri_for(key)} refused ({status} {code}): the request is "
+                                       "invalid (check the URI and key); retrying will not help") from exc
             raise TransientStoreError(f"{action} {self.uri_for(key)} failed ({code}): {exc}") from exc
         except BotoCoreError as exc:
             raise TransientStoreError(f"{action} {self.uri_for(key)} failed after retries: {exc}") from exc

@@ -10,9 +10,20 @@ from pathlib import Path
 from typing import Any
 
 
+def run_id_argument(text: str) -> str:
+    """argparse type of `--run-id`: a safe store key segment, checked before anything runs."""
+    from synth_core.layout import checked_run_id
+
+    try:
+        return checked_run_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("domain_yaml", type=Path, help="the domain's YAML file")
-    parser.add_argument("--run-id", required=True, help="run id: every artifact goes under <domain>/<run_id>/")
+    parser.add_argument("--run-id", required=True, type=run_id_argument,
+                        help="run id: every artifact goes under <domain>/<run_id>/")
     parser.add_argument("--store", default="", help="artifact store root (default: the domain's store.uri)")
 
 

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from synth_core.commands.publish import iso_date
+from synth_core.commands.refresh import run_id_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="refresh, validate, train, generate, gate and publish one domain")
     parser.add_argument("domain_yaml", type=Path, help="the domain's YAML file")
-    parser.add_argument("--run-id", default=None, help="artifact prefix of the run (default: cli__<UTC time>); "
+    parser.add_argument("--run-id", default=None, type=run_id_argument, help="artifact prefix of the run (default: cli__<UTC time>); "
                                                        "re-running a run id never publishes twice")
     parser.add_argument("--ds", default=None, type=iso_date,
                         help="logical date (YYYY-MM-DD), the date= partition (default: today, UTC)")

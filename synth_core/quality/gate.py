@@ -186,10 +186,14 @@ def batch_provenance(frame) -> dict:
 def read_synthetic_file(path: Path):
     """A synthetic batch from a Parquet file (as `synth generate` writes it), checked to have a `text` column."""
     import pandas as pd
+    import pyarrow
 
     if not Path(path).is_file():
         raise GateInputError(f"{path}: file not found")
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        raise GateInputError(f"{path}: not a readable Parquet file ({exc})") from None
     if "text" not in frame.columns:
         raise GateInputError(f"{path}: no 'text' column (columns found: {list(frame.columns)})")
     frame["text"] = frame["text"].fillna("").astype(str)

@@ -143,3 +143,11 @@ def test_racing_publishes_leave_latest_on_the_newest_run(tmp_path: Path, s3_pref
             racer.join()
         outcomes.append(dest.get_json("domain=arith/_latest.json")["run_id"])
     assert outcomes == ["new"] * TRIALS
+
+
+def test_an_invalid_s3_request_is_refused_not_retried(s3_prefix: str) -> None:
+    """An S3 4xx answer other than not-found or a conflict (here a key over S3's 1024-byte limit) is a
+    deterministic refusal, not a transient error that a retry would repeat."""
+    store = open_store(s3_prefix)
+    with pytest.raises(StoreAccessError, match="refused"):
+        store.put_bytes("k" * 2000, b"x")

@@ -237,3 +237,25 @@ def test_concurrent_publishes_leave_latest_on_the_newest_date(tmp_path, artifact
     for thread in threads:
         thread.join()
     assert published.get_json("domain=arith/_latest.json")["run_id"] == "run2"
+
+
+@pytest.mark.parametrize("run_id", ["../../etc", "a/b", "", "run..1"])
+def test_a_hostile_run_id_is_refused_before_anything_runs(tmp_path, capsys, run_id) -> None:
+    """Finding 6: a --run-id that is not a safe key segment is a usage error naming the value, not a traceback."""
+    yaml_path = tmp_path / "arith.yaml"
+    yaml_path.write_text(json.dumps(domain_config(tmp_path).to_dict()))
+    for command in (["publish", str(yaml_path), "--run-id", run_id, "--ds", "2025-01-31"],
+                    ["refresh", str(yaml_path), "--run-id", run_id], ["run", str(yaml_path), "--run-id", run_id]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
+        assert exit_info.value.code == 2 and f"run id {run_id!r}" in capsys.readouterr().err
+
+
+def test_a_publish_uri_with_dot_dot_is_refused_on_load(tmp_path) -> None:
+    from synth_core.config import ConfigError, from_dict
+
+    data = domain_config(tmp_path).to_dict()
+    for key in ("uri", "quarantine_uri"):
+        broken = {**data, "publish": {**data["publish"], key: "s3://bucket/data/../../other"}}
+        with pytest.raises(ConfigError, match=rf"publish.{key}='s3://bucket/data/../../other': must not contain '..'"):
+            from_dict(broken)

@@ -186,6 +186,10 @@ def test_bad_inputs_raise_a_clear_error(config, targets, embed, gsm8k_test_rows,
     pd.DataFrame({"generated": ["a"], "variant": ["mc"]}).to_parquet(path)
     with pytest.raises(GateInputError, match=r"batch.parquet: no 'text' column \(columns found: \['generated', "):
         read_synthetic_file(path)
+    for name, content in (("empty.parquet", b""), ("text.parquet", b"not parquet at all")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(GateInputError, match=rf"{name}: not a readable Parquet file"):
+            read_synthetic_file(tmp_path / name)
 
 
 def test_cli_gate_exit_codes_and_summary(domain_yaml, targets, embed, gsm8k_test_rows, tmp_path, monkeypatch,
