@@ -225,9 +225,25 @@ def quarantine_batch(config: DomainConfig, run: RunContext, store: ArtifactStore
     return quarantine(config, run.run_id, store, run.ds, reason=reason)
 
 
+def check_feasible(config: DomainConfig) -> None:
+    """Refuse, before any work, a run whose batch could never be published: fewer rows requested than
+    the synthetic validation (or the gate) needs. Raises ConfigError naming both settings."""
+    from synth_core.config import ConfigError
+
+    requested = config.generation.num_samples
+    for setting, needed, why in (
+            ("validation.min_rows", config.validation.min_rows, "the approved batch could never pass the synthetic "
+                                                                "validation that runs before publishing"),
+            ("gate.min_rows", config.gate.min_rows, "the gate could never score the batch")):
+        if requested < needed:
+            raise ConfigError(f"{config.name}: generation.num_samples={requested} (YAML or the num_samples "
+                              f"param) is below {setting}={needed}: {why}; ask for at least {needed} rows")
+
+
 def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None = None) -> dict[str, Any]:
     """Every step in order on this machine (the CLI's `synth run`); a `review` decision is quarantined
     here, since only the Airflow DAG has a human in the loop."""
+    check_feasible(config)
     store = store or domain_store(config)
     summary: dict[str, Any] = {"refresh": refresh_targets(config, run, store),
                                "validate_targets": validate_targets(config, run, store)}

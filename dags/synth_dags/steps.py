@@ -28,13 +28,16 @@ PARAM_OVERRIDES = {"num_samples": ("generation.num_samples",), "steps": ("soft_p
 
 
 def run_config(config_path: str, params: Mapping[str, Any]) -> DomainConfig:
-    """The domain's config with the run's non-empty overrides applied."""
+    """The domain's config with the run's non-empty overrides applied, refused if it could never publish."""
     from synth_core.config import load_domain
+    from synth_core.pipeline import check_feasible
 
     overrides = {key: params[name] for name, keys in PARAM_OVERRIDES.items() if params.get(name) is not None
                  for key in keys}
     config = load_domain(config_path)
-    return config.with_overrides(overrides) if overrides else config
+    config = config.with_overrides(overrides) if overrides else config
+    check_feasible(config)
+    return config
 
 
 def run_step(step: Callable[..., dict[str, Any]], config_path: str, *, first: bool = False,

@@ -106,7 +106,7 @@ def test_pass_path_publishes_once_skips_unchanged_training_and_feeds_the_consume
 
 def test_validation_failure_stops_before_training(tmp_path, monkeypatch, airflow_db, s3_prefix):
     dags = domain_dags(tmp_path, monkeypatch, s3_prefix, validation={"min_rows": 1000})
-    run = run_dag(dags[DAG_ID], datetime(2025, 4, 1, tzinfo=UTC))
+    run = run_dag(dags[DAG_ID], datetime(2025, 4, 1, tzinfo=UTC), conf={"num_samples": 1000})
     assert run.state == "failed"
     assert run.task_states["validate_targets"] == "failed" and run.tries["validate_targets"] == 1  # no retry
     assert run.task_states["train_soft_prompt"] == run.task_states["done"] == "upstream_failed"
@@ -116,6 +116,13 @@ def test_validation_failure_stops_before_training(tmp_path, monkeypatch, airflow
     assert artifacts.list(f"{DOMAIN}/{run.run_id}/train") == []
     assert not artifacts.exists(f"{DOMAIN}/_soft_prompt/current.json")
     assert open_store(f"{s3_prefix}/published").list("") == []
+
+
+def test_a_run_that_could_never_publish_is_refused_at_its_first_task(tmp_path, monkeypatch, airflow_db, s3_prefix):
+    dags = domain_dags(tmp_path, monkeypatch, s3_prefix)
+    run = run_dag(dags[DAG_ID], datetime(2025, 4, 2, tzinfo=UTC), conf={"num_samples": 4})  # validation.min_rows=10
+    assert run.state == "failed" and run.task_states["refresh_targets"] == "failed"
+    assert run.tries["refresh_targets"] == 1 and run.task_states["train_soft_prompt"] == "upstream_failed"
 
 
 def test_gate_failure_quarantines_and_publishes_nothing(tmp_path, monkeypatch, airflow_db, s3_prefix):

@@ -134,3 +134,13 @@ def test_row_checks_run_on_the_real_targets_and_a_check_they_fail_is_a_config_er
                                           r"'answer_line' .* passes only 0% of the 40 real target rows .*e\.g\. "
                                           r"'Question: What is 0 plus 1\?"):
         validate_targets(wrong, "run1", artifact_store)
+
+
+def test_a_run_that_could_never_publish_is_refused_naming_the_settings(tmp_path: Path) -> None:
+    from synth_core.pipeline import check_feasible
+
+    config = domain_config(tmp_path)
+    check_feasible(config)
+    with pytest.raises(ConfigError, match=r"arith: generation.num_samples=5 \(YAML or the num_samples param\) is "
+                                          r"below validation.min_rows=10: the approved batch could never pass"):
+        check_feasible(config.with_overrides({"generation.num_samples": 5}))
