@@ -75,12 +75,13 @@ REVIEW_BODY = """
 The quality gate asks for a review of run `{{ run_id }}`: {{ gate.reasons | join("; ") }}.
 
 {{ gate.kept }} of {{ gate.input }} generated rows survived the filters.
-Gate report: {{ gate.report_uri }}
+[Open the gate page of this run]({{ gate.gate_page }}) (criteria, plots, sample rows).
 
-| metric | value |
-| --- | --- |
-{% for key in ["mauve", "mauve_reference", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}| {{ key }} | {{ "%.3f" | format(gate[key]) if gate[key] is number else gate[key] }} |
-{% endfor %}
+| metric | value | interval over rows |
+| --- | --- | --- |
+{% for key in ["mauve", "mauve_reference"] %}| {{ key }} | {{ "%.3f" | format(gate[key]) if gate[key] is number else "—" }} | {{ "%.3f to %.3f" | format(*gate[key ~ "_interval"]) if gate[key ~ "_interval"] else "—" }} |
+{% endfor %}{% for key in ["precision", "recall", "valid_rate", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}{% if gate[key] is number %}| {{ key }} | {{ "%.3f" | format(gate[key]) }} | |
+{% endif %}{% endfor %}
 *Approve* publishes the batch; *Reject* quarantines it.
 """
 

@@ -23,9 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from synth_gate_review_pages import Links, detail_page, overview_page
 
 from synth_core import gate_history
-from synth_core.layout import GATE_REPORT_HTML, MANIFEST, dag_id_for
+from synth_core.layout import GATE_PAGES_URL, GATE_REPORT_HTML, MANIFEST, dag_id_for
 
-URL_PREFIX = "/synth-gates"
+URL_PREFIX = GATE_PAGES_URL
 # the gate report is our own script-free HTML; serve it sandboxed all the same
 REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

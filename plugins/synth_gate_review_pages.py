@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 from synth_core.html_table import html_table
-from synth_core.layout import GATE_REPORT_HTML, MANIFEST
+from synth_core.layout import GATE_REPORT_HTML, MANIFEST, gate_page_run_path
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -30,7 +30,7 @@ class Links:
     airflow: str
 
     def run(self, domain: str, run_id: str, leaf: str = "") -> str:
-        url = f"{self.plugin}/domains/{quote(domain, safe='')}/runs/{quote(run_id, safe='')}"
+        url = self.plugin + gate_page_run_path(domain, run_id)
         return f"{url}/{leaf}" if leaf else url
 
     def airflow_run(self, dag_id: str, run_id: str) -> str:

@@ -44,6 +44,16 @@ DAG_ID_PREFIX = "synth__"
 # `synth gate` and `synth run` exit with these per gate decision (2 is argparse's usage error).
 GATE_EXIT_CODES = {"pass": 0, "review": 3, "fail": 4}
 
+# The gate pages (Airflow UI plugin), mounted on the api-server at this path.
+GATE_PAGES_URL = "/synth-gates"
+
+
+def gate_page_run_path(domain: str, run_id: str) -> str:
+    """One run's gate page, relative to where the gate pages are mounted."""
+    from urllib.parse import quote
+
+    return f"/domains/{quote(domain, safe='')}/runs/{quote(run_id, safe='')}"
+
 
 def run_prefix(domain: str, run_id: str, step: str) -> str:
     """`<domain>/<run_id>/<step>`: the prefix a step owns within one run."""

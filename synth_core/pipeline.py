@@ -20,6 +20,7 @@ from synth_core.layout import (
     APPROVED_BATCH_DIR,
     CURRENT_PROMPT_KEY,
     GATE_DROPPED_ROWS,
+    GATE_PAGES_URL,
     GATE_REPORT_HTML,
     GATE_REPORT_JSON,
     GATE_STEP,
@@ -27,6 +28,7 @@ from synth_core.layout import (
     REFRESH_STEP,
     RESOLVED_CONFIG,
     TRAIN_STEP,
+    gate_page_run_path,
     run_prefix,
 )
 from synth_core.routing import PUBLISH, next_step, quarantine_reason
@@ -194,7 +196,8 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
     for name in (GATE_DROPPED_ROWS, GATE_REPORT_HTML, GATE_REPORT_JSON):
         if (out_dir / name).exists():
             store.put_file(f"{prefix}/{name}", out_dir / name)
-    return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/{GATE_REPORT_HTML}")}
+    return {**report.summary(), "report_uri": store.uri_for(f"{prefix}/{GATE_REPORT_HTML}"),
+            "gate_page": GATE_PAGES_URL + gate_page_run_path(config.name, run.run_id)}
 
 
 def validate_synthetic_batch(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:

@@ -26,7 +26,9 @@ def test_review_approved_publishes_with_the_reviewer(tmp_path, monkeypatch, airf
     run = run_dag(dags[DAG_ID], datetime(2025, 6, 1, tzinfo=UTC), api=airflow_api, review="Approve")
     assert run.review["status"] == 200 and run.review["responded_by"]["name"] == REVIEWER
     assert "needs a human review" in run.review["request"]["body"]
-    assert re.search(r"\| mauve \| \d\.\d{3} \|", run.review["request"]["body"])  # three decimals, not 16
+    body = run.review["request"]["body"]
+    assert re.search(r"\| mauve \| \d\.\d{3} \| \d\.\d{3} to \d\.\d{3} \|", body)  # three decimals, with its interval
+    assert f"(/synth-gates/domains/{DOMAIN}/runs/" in body  # a link to the gate page, not a file path
     assert run.state == "success", run.task_states
     assert run.xcoms["filter_and_gate"]["decision"] == "review"
     assert run.task_states["review"] == run.task_states["publish"] == "success"
