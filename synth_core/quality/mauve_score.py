@@ -81,9 +81,9 @@ def mauve_over_seeds(p_features: np.ndarray, q_features: np.ndarray, settings: M
 
 
 # Subsampling (Politis & Romano): deviations of an m-row statistic from its median, scaled by
-# sqrt(m / n), stand for the n-row statistic's. On BoolQ real rows at n = 200 the sd of MAUVE over
-# batches with both sides redrawn was 0.014, the half-samples' 0.027 unscaled and 0.019 scaled: the
-# scaled interval is still conservative (`python -m synth_core.bench.interval_calibration`).
+# sqrt(m / n), stand for the n-row statistic's. On BoolQ real rows at n = 200 the sd of MAUVE over 20
+# batches with both sides redrawn was 0.016, the half-samples' 0.025 unscaled and 0.017 scaled
+# (`python -m synth_core.bench.interval_calibration domains/boolq.yaml`, docs/BENCHMARKS.md).
 HALF_SAMPLE_SCALE = math.sqrt(0.5)
 
 
