@@ -115,11 +115,17 @@ def _rate(outcomes: list[dict[str, Any]], decision_counts_as_error: Callable[[st
 
 
 def domain_error_rates(config: DomainConfig, targets: TargetSplit, real_test: list[str], pools: dict[str, list[str]],
-                       embed: FeatureFn, plan: BenchPlan, seed: int = 0) -> dict[str, Any]:
-    """False rejections (real batches not passed) and false acceptances (bad batches passed) per size."""
+                       embed: FeatureFn, plan: BenchPlan, seed: int = 0,
+                       progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """False rejections (real batches not passed) and false acceptances (bad batches passed) per size;
+    `progress` gets the domain's results so far after each size (a long run keeps what it measured)."""
     embed = CachedFeatures(embed)
     sizes = [s for s in plan.sizes if s <= len(real_test)]
-    by_size = {}
+    by_size: dict[str, Any] = {}
+    result = {"domain": config.name, "train_rows": len(targets.train), "heldout_rows": len(targets.heldout),
+              "test_rows": len(real_test), "gate": {k: getattr(config.gate, k) for k in (
+                  "mauve_fraction_of_reference", "review_band", "mauve_resamples", "mauve_confidence", "max_rows",
+                  "max_length_ks", "min_precision", "min_recall", "min_valid_rate")}, "sizes": by_size}
     for size in sizes:
         gate_size = min(size, config.gate.max_rows, len(targets.train), len(targets.heldout))
         rng = np.random.default_rng([seed, size])
@@ -143,10 +149,9 @@ def domain_error_rates(config: DomainConfig, targets: TargetSplit, real_test: li
         log.info("%s, %d rows (%.0f s): false rejection %s, false acceptance %s", config.name, size,
                  by_size[str(size)]["seconds"], by_size[str(size)]["false_rejection"]["rate"],
                  {n: r["rate"] for n, r in by_size[str(size)]["false_acceptance"].items()})
-    return {"domain": config.name, "train_rows": len(targets.train), "heldout_rows": len(targets.heldout),
-            "test_rows": len(real_test), "gate": {k: getattr(config.gate, k) for k in (
-                "mauve_fraction_of_reference", "review_band", "mauve_resamples", "mauve_confidence", "max_rows",
-                "max_length_ks", "min_precision", "min_recall")}, "sizes": by_size}
+        if progress:
+            progress(result)
+    return result
 
 
 def generated_pools(config: DomainConfig, targets: TargetSplit, rows: int, out: Path) -> dict[str, list[str]]:
@@ -207,7 +212,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: BenchPlan,
                    generated_rows: int = 0) -> dict[str, Any]:
-    """Every domain at each size; results.json, results.md and error_rates.png in `out`."""
+    """Every domain at each size; results.json, results.md and error_rates.png in `out`, rewritten after
+    every size so that an interrupted run keeps what it measured."""
     from synth_core.bench.quality import real_test_texts
     from synth_core.config import load_domain
     from synth_core.models import load_embedder
@@ -216,7 +222,19 @@ def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: Bench
     configs = {d: load_domain(domains_dir / f"{d}.yaml") for d in domains}
     tests = {d: real_test_texts(c, rows=10_000) for d, c in configs.items()}
     started = time.perf_counter()
-    results = []
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    summary = {"plan": {"sizes": list(plan.sizes), "real_trials": plan.real_trials, "bad_trials": plan.bad_trials,
+                        "generated_rows": generated_rows},
+               "degradations": {d.name: d.describe for d in DEGRADATIONS}, "domains": results}
+
+    def write(partial: dict[str, Any] | None = None) -> None:
+        summary.update(domains=[*results, *([partial] if partial else [])],
+                       seconds=round(time.perf_counter() - started, 1))
+        (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / "results.md").write_text(markdown_table(summary))
+        plot(summary, out / "error_rates.png")
+
     for i, (domain, config) in enumerate(configs.items()):
         other = domains[(i + 1) % len(domains)] if len(domains) > 1 else None
         targets = load_target_split(config)
@@ -224,14 +242,8 @@ def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: Bench
         if generated_rows:
             pools.update(generated_pools(config, targets, generated_rows, out))
         embedder = load_embedder(config.generator)
-        results.append({**domain_error_rates(config, targets, tests[domain], pools, embedder.encode_cached, plan),
-                        "other_domain": other})
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"plan": {"sizes": list(plan.sizes), "real_trials": plan.real_trials, "bad_trials": plan.bad_trials,
-                        "generated_rows": generated_rows},
-               "degradations": {d.name: d.describe for d in DEGRADATIONS}, "domains": results,
-               "seconds": round(time.perf_counter() - started, 1)}
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(summary))
-    plot(summary, out / "error_rates.png")
+        measured = domain_error_rates(config, targets, tests[domain], pools, embedder.encode_cached, plan,
+                                      progress=lambda partial, other=other: write({**partial, "other_domain": other}))
+        results.append({**measured, "other_domain": other})
+    write()
     return summary
