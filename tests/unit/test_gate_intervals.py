@@ -140,3 +140,12 @@ def test_rows_failing_a_check_are_dropped_and_a_mostly_invalid_batch_fails_namin
     nothing = _gate(cloud, batch, config=never)
     assert nothing.decision == "fail" and nothing.kept_texts == []
     assert "never 0%" in _criterion(nothing, "valid_rate").reason
+
+
+def test_a_zero_bar_passes_any_scored_batch():
+    """MAUVE is never below 0, so with floor and fraction at 0 even a batch far from the targets clears
+    the bar: the margin's interval is clipped to what MAUVE can reach (plumbing domains rely on it)."""
+    cloud = Cloud()
+    report = _gate(cloud, cloud.rows("bat", 200, 3, shift=SHIFT),
+                   config=_config(mauve_floor=0.0, mauve_fraction_of_reference=0.0, review_band=0.0))
+    assert _criterion(report, "mauve").outcome == "pass", report.reasons
