@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synth_core.config import DomainConfig
+from synth_core.config import ConfigError, DomainConfig
 
 _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -54,13 +54,27 @@ def _read_file_bytes(config: DomainConfig) -> bytes:
 
 
 def _read_file(config: DomainConfig) -> pd.DataFrame:
-    data = io.BytesIO(_read_file_bytes(config))
+    """The source file as a frame; a missing, empty, non-UTF-8 or unparsable file is a ConfigError that
+    names the domain, the URI and what is wrong (deterministic: Airflow does not retry it)."""
+    import pyarrow
+
+    where = f"{config.name}: source.uri={config.source.uri!r}"
     fmt = _file_format(config)
-    if fmt == "jsonl":
-        return pd.read_json(data, lines=True, dtype=False)
-    if fmt == "csv":
-        return pd.read_csv(data)
-    return pd.read_parquet(data)
+    try:
+        raw = _read_file_bytes(config)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: file not found") from None
+    if not raw.strip():
+        raise ConfigError(f"{where}: the file is empty")
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(io.BytesIO(raw))
+        text = io.StringIO(raw.decode("utf-8"))
+        return pd.read_json(text, lines=True, dtype=False) if fmt == "jsonl" else pd.read_csv(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, pyarrow.ArrowException) as exc:
+        raise ConfigError(f"{where}: not readable as {fmt}: {exc}") from None
 
 
 def sql_url(config: DomainConfig) -> str:

@@ -104,3 +104,20 @@ def test_sql_url_comes_from_the_named_env_var(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("SYNTH_TEST_DB", raising=False)
     with pytest.raises(ValueError, match="source.conn_env='SYNTH_TEST_DB': environment variable is not set"):
         read_source_rows(config)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("missing.jsonl", None, "file not found"),
+    ("empty.jsonl", b"", "the file is empty"),
+    ("latin1.csv", "question,answer\nqu\xe9,r\xe9ponse\n".encode("latin-1"), r"not UTF-8 text \(invalid"),
+    ("broken.jsonl", b'{"question": "a"\n', "not readable as jsonl"),
+    ("broken.parquet", b"not parquet", "not readable as parquet"),
+])
+def test_a_bad_source_file_is_a_config_error_naming_the_file(tmp_path: Path, name, content, message) -> None:
+    from synth_core.config import ConfigError
+
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    config = domain_config(tmp_path, {"uri": str(tmp_path / name)})
+    with pytest.raises(ConfigError, match=rf"arith: source.uri='{tmp_path / name}': {message}"):
+        read_source_rows(config)
