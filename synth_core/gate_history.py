@@ -152,15 +152,16 @@ def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRu
     rates = report.get("rates") or {}
     synthetic_shape = (report.get("shape") or {}).get("synthetic") or {}
     bootstrap, gate = mauve.get("bootstrap") or {}, (report.get("settings") or {}).get("gate") or {}
+    mauve_criterion = _mauve_criterion(report)
     return GateRun(
         domain=domain, run_id=run_id, dag_id=dag_id_for(domain), created_at=report.get("created_at"),
         decision=report.get("decision"), reasons=list(report.get("reasons") or []),
         mauve=_number((mauve.get("synthetic") or {}).get("mean")),
         mauve_reference=_number((mauve.get("reference") or {}).get("mean")),
-        mauve_threshold=_number(_mauve_criterion(report).get("threshold")),
+        mauve_threshold=_number(mauve_criterion.get("threshold")),
         mauve_interval=_interval(bootstrap, "synthetic_interval"),
         mauve_reference_interval=_interval(bootstrap, "reference_interval"),
-        mauve_explanation=_mauve_criterion(report).get("reason"),
+        mauve_explanation=mauve_criterion.get("reason"),
         leakage_rate=_number(rates.get("leakage_rate")), duplicate_rate=_number(rates.get("duplicate_rate")),
         precision=_number(synthetic_shape.get("precision")), recall=_number(synthetic_shape.get("recall")),
         min_precision=_number(gate.get("min_precision")), min_recall=_number(gate.get("min_recall")),

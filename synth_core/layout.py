@@ -77,12 +77,14 @@ def logical_date(ds: str) -> str:
     import re
     from datetime import date
 
+    problem = ValueError(f"ds={ds!r}: not an ISO date YYYY-MM-DD (zero-padded, e.g. 2026-11-05)")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", ds):
+        raise problem
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", ds) and date.fromisoformat(ds):
-            return ds
+        date.fromisoformat(ds)  # a real calendar day: no 2026-13-01
     except ValueError:
-        pass
-    raise ValueError(f"ds={ds!r}: not an ISO date YYYY-MM-DD (zero-padded, e.g. 2026-11-05)")
+        raise problem from None
+    return ds
 
 
 def checked_run_id(run_id: str) -> str:

@@ -124,20 +124,25 @@ def _transactionally(action: Callable[[], T], what: str) -> T:
                             f"{MANIFEST}; retrying the task (or re-running the same run id) completes it") from exc
 
 
-def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[bool, str]:
-    """Write files, then the manifest; (False, sha) without writing when this manifest is already there."""
-    manifest_key = f"{prefix}/{MANIFEST}"
-    if dest.exists(manifest_key):
-        existing_bytes = dest.get_bytes(manifest_key)
+def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any]
+            ) -> tuple[bool, str, str]:
+    """Write files, then the manifest: (True, manifest sha, prefix). A run id commits once per destination,
+    whatever its date: when the manifest's run id is already committed, here or under another date,
+    nothing is written and the answer is (False, that manifest's sha, its prefix)."""
+    committed_key = manifests_by_run(dest.list(f"domain={manifest['domain']}")).get(manifest["run_id"])
+    if committed_key:
+        existing_bytes = dest.get_bytes(committed_key)
+        committed = committed_key.rsplit("/", 1)[0]
         existing = json.loads(existing_bytes)
-        if [f["sha256"] for f in existing["files"]] != [f["sha256"] for f in manifest["files"]]:
+        if committed == prefix and [f["sha256"] for f in existing["files"]] != [f["sha256"] for f in manifest["files"]]:
             raise PublishRefused(f"{dest.uri_for(prefix)} is already committed with different files; "
                                  f"a run id publishes once")
-        return False, hashlib.sha256(existing_bytes).hexdigest()
+        return False, hashlib.sha256(existing_bytes).hexdigest(), committed
+    manifest_key = f"{prefix}/{MANIFEST}"
     for name, data in files.items():
         dest.put_bytes(f"{prefix}/{name}", data)
     dest.put_json(manifest_key, manifest)
-    return True, hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest()
+    return True, hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest(), prefix
 
 
 LATEST_ATTEMPTS = 20  # compare-and-swap rounds on `_latest.json` before giving up (transient)
@@ -213,14 +218,6 @@ def roll_back_latest(config: DomainConfig, run_id: str, ds: str, *, by: str,
             "replaced_run_id": replaced["run_id"], "withdrawn": pointer["withdrawn"], "by": by}
 
 
-def _committed_elsewhere(dest: ArtifactStore, domain: str, run_id: str, prefix: str) -> str | None:
-    """The partition this run id was already committed under with another date, if any: a run id
-    publishes (or is quarantined) once, whatever `ds` a later call passes."""
-    key = manifests_by_run(dest.list(f"domain={domain}")).get(run_id)
-    committed = key.rsplit("/", 1)[0] if key else None
-    return committed if committed and committed != prefix else None
-
-
 def gate_summary(report: dict[str, Any]) -> dict[str, Any]:
     """Decision, reasons and the scalar figures of a gate report (counts, rates, MAUVE means)."""
     figures = {**report.get("counts", {}), **report.get("rates", {})}
@@ -262,16 +259,13 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     prefix = partition_prefix(config.name, ds, run_id)
 
     def attempt() -> dict[str, Any]:
-        earlier = _committed_elsewhere(dest, config.name, run_id, prefix)
-        if earlier:
+        written, manifest_sha, committed = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest)
+        result = {"published": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha}
+        if committed != prefix:
             log.warning("run %s was already published as %s: a run id publishes once, so ds=%s changes nothing",
-                        run_id, dest.uri_for(earlier), ds)
-            return {"published": False, "uri": dest.uri_for(earlier), "latest_updated": False,
-                    "already_published_as": earlier}
-        written, manifest_sha = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest)
-        moved = _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)
-        return {"published": written, "uri": dest.uri_for(prefix), "manifest_sha256": manifest_sha,
-                "latest_updated": moved}
+                        run_id, dest.uri_for(committed), ds)
+            return {**result, "latest_updated": False, "already_published_as": committed}
+        return {**result, "latest_updated": _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)}
 
     result = _transactionally(attempt, f"publish {config.name} run {run_id} to {dest.uri_for(prefix)}")
     return {**result, "decision": decision, "files": len(entries), "rows": manifest["rows"]}
@@ -292,13 +286,8 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     manifest["evidence"] = [_file_entry(name, data, None) for name, data in evidence.items()]
     dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
-    def attempt() -> tuple[bool, str, str]:
-        earlier = _committed_elsewhere(dest, config.name, run_id, prefix)
-        if earlier:
-            return False, "", earlier
-        return (*_commit(dest, prefix, {**parts, **evidence}, manifest), prefix)
-
-    written, manifest_sha, where = _transactionally(
-        attempt, f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
-    return {"quarantined": written, "uri": dest.uri_for(where), "manifest_sha256": manifest_sha,
+    written, manifest_sha, committed = _transactionally(
+        lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
+        f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    return {"quarantined": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha,
             "files": len(entries), "rows": manifest["rows"], "reason": manifest["reason"]}

@@ -69,11 +69,14 @@ def validate_targets(config: DomainConfig, run_id: str, store: ArtifactStore) ->
     snapshot = read_snapshot(config, run_id, store)
     summary = _validate_and_record(config, run_id, store, "targets", snapshot)
     checks = RowChecks(config.checks)
+    if not checks:
+        return summary
     texts = snapshot["text"].astype(str).tolist()
-    problems = checks.target_problems(texts)
+    results = checks.run(texts)
+    problems = checks.target_problems(texts, results)
     if problems:
         raise ConfigError(f"{config.name}: the domain's checks reject its own real targets: " + " | ".join(problems))
-    return {**summary, "check_pass_rates": checks.run(texts).pass_rates} if checks else summary
+    return {**summary, "check_pass_rates": results.pass_rates}
 
 
 def synthetic_batch_keys(config: DomainConfig, run_id: str, store: ArtifactStore) -> list[str]:

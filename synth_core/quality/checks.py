@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from synth_core.config import CheckConfig
 
@@ -127,14 +128,23 @@ class RowCheck:
 
 @dataclass(frozen=True)
 class CheckResults:
-    """Per row, the first failing check's reason (None: passed all); per check, its pass rate."""
+    """Per check, each row's failure (None: passed); from it, per row the first failing check's reason,
+    per check its pass rate, and the share of rows passing all."""
 
-    failures: list[str | None]
-    pass_rates: dict[str, float]
+    per_check: dict[str, list[str | None]]
+    rows: int
+
+    @cached_property
+    def failures(self) -> list[str | None]:
+        return [next((f[i] for f in self.per_check.values() if f[i] is not None), None) for i in range(self.rows)]
+
+    @property
+    def pass_rates(self) -> dict[str, float]:
+        return {name: (fs.count(None) / len(fs) if fs else 1.0) for name, fs in self.per_check.items()}
 
     @property
     def valid_rate(self) -> float:
-        return sum(f is None for f in self.failures) / len(self.failures) if self.failures else 1.0
+        return self.failures.count(None) / self.rows if self.rows else 1.0
 
 
 class RowChecks:
@@ -147,17 +157,17 @@ class RowChecks:
         return bool(self.checks)
 
     def run(self, rows: Sequence[str]) -> CheckResults:
-        per_check = {check.name: [check.failure(row) for row in rows] for check in self.checks}
-        failures = [next((f[i] for f in per_check.values() if f[i] is not None), None) for i in range(len(rows))]
-        rates = {name: (sum(f is None for f in fs) / len(fs) if fs else 1.0) for name, fs in per_check.items()}
-        return CheckResults(failures, rates)
+        return CheckResults({check.name: [check.failure(row) for row in rows] for check in self.checks}, len(rows))
 
-    def target_problems(self, targets: Sequence[str], examples: int = 2) -> list[str]:
+    def target_problems(self, targets: Sequence[str], results: CheckResults | None = None,
+                        examples: int = 2) -> list[str]:
         """Checks that fewer than MIN_TARGET_PASS_RATE of the real target rows pass, each with examples:
-        such a check would drop good generated rows too, so it is a configuration error."""
+        such a check would drop good generated rows too, so it is a configuration error. `results`: these
+        checks already run on `targets` (each check runs once; a python check may start a process per row)."""
+        results = results or self.run(targets)
         problems = []
         for check in self.checks:
-            failing = [row for row in targets if check.failure(row) is not None]
+            failing = [row for row, failure in zip(targets, results.per_check[check.name], strict=True) if failure]
             rate = 1.0 - len(failing) / len(targets) if targets else 1.0
             if rate < MIN_TARGET_PASS_RATE:
                 shown = "; ".join(repr(row[:120]) for row in failing[:examples])

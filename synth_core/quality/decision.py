@@ -60,12 +60,12 @@ def mauve_metrics(mauve: CalibratedMauve, gate: GateConfig) -> dict[str, float]:
     interval carries the uncertainty of both scores at once.
     """
     resamples = mauve.bootstrap
-    point = mauve.synthetic.mean - mauve_bar(mauve.reference.mean, gate)
+    bar = mauve_bar(mauve.reference.mean, gate)
+    point = mauve.synthetic.mean - bar
     margins = [s - mauve_bar(r, gate) for s, r in zip(resamples.synthetic, resamples.reference, strict=True)]
     (low, high), (ref_low, ref_high) = resamples.interval("synthetic"), resamples.interval("reference")
     margin_low, margin_high = centred_interval(point, np.array(margins), resamples.confidence)
-    bar = mauve_bar(mauve.reference.mean, gate)  # MAUVE lies in [0, 1], so the margin lies in [-bar, 1 - bar]
-    margin_low, margin_high = max(margin_low, -bar), min(margin_high, 1.0 - bar)
+    margin_low, margin_high = max(margin_low, -bar), min(margin_high, 1.0 - bar)  # MAUVE lies in [0, 1]
     return {"mauve": mauve.synthetic.mean, "mauve_low": low, "mauve_high": high,
             "mauve_reference": mauve.reference.mean, "mauve_reference_low": ref_low,
             "mauve_reference_high": ref_high, "mauve_margin": point, "mauve_margin_low": margin_low,

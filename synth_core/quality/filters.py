@@ -124,10 +124,10 @@ def filter_batch(texts: Sequence[str], target_texts: Sequence[str], gate: GateCo
         else:
             sound.append(i)
     results = checks.run([texts[i] for i in sound]) if checks else None
+    failures = results.failures if results else [None] * len(sound)
     survivors: list[int] = []
-    for k, i in enumerate(sound):
+    for i, failed in zip(sound, failures, strict=True):
         text = texts[i]
-        failed = results.failures[k] if results else None
         pii = None if failed else scanner.find(text)
         if failed:
             dropped.append(DroppedRow(i, scanner.redact(text), "failed_check", failed))

@@ -142,7 +142,7 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
     check_rates = None
     if filtered.checks is not None:
         rates["valid_rate"] = filtered.checks.valid_rate
-        check_rates = {"rows_checked": len(filtered.checks.failures), "batch": filtered.checks.pass_rates,
+        check_rates = {"rows_checked": filtered.checks.rows, "batch": filtered.checks.pass_rates,
                        "real_heldout": checks.run(list(target_heldout)).pass_rates,
                        "describe": {c.name: c.describe() for c in checks.checks}}
     kept = [texts[i] for i in filtered.kept]
