@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -61,6 +62,9 @@ class SourceConfig:
                                         metadata={"help": "source columns kept beside the text in the snapshot"})
     holdout_fraction: float = field(default=0.2, metadata={
         "help": "share of target rows held out from training, for the gate's comparison"})
+    validation_fraction: float = field(default=0.1, metadata={
+        "help": "share of target rows kept from training and from the gate, on which generation.temperature/top_p "
+                "'auto' choose the decoding"})
     split_seed: int = field(default=0, metadata={
         "help": "seed of the train/held-out split (same seed and rows, same split)"})
     max_rows: int = field(default=0, metadata={"help": "0 keeps all rows"})
@@ -76,6 +80,9 @@ class SourceConfig:
                "must name an environment variable (the URL itself never goes in YAML)")
         _check(0.0 < self.holdout_fraction < 1.0, "source.holdout_fraction", self.holdout_fraction,
                "must be in (0, 1)")
+        _check(0.0 <= self.validation_fraction and self.holdout_fraction + self.validation_fraction < 1.0,
+               "source.validation_fraction", self.validation_fraction,
+               "must be >= 0, and below 1 - source.holdout_fraction (rows must be left to train on)")
         _check(self.max_rows >= 0, "source.max_rows", self.max_rows, "must be >= 0")
         _check(bool(re.search(r"\{\w+\}", self.text_template)), "source.text_template", self.text_template,
                "must name at least one {column}")
@@ -167,14 +174,33 @@ class SoftPromptConfig:
         _check(self.grad_clip >= 0, "soft_prompt.grad_clip", self.grad_clip, "must be >= 0")
 
 
+AUTO = "auto"
+
+
 @dataclass
 class GenerationConfig:
     num_samples: int = field(default=1000, metadata={"help": "synthetic rows per run, over all shards"})
     shards: int = field(default=1, metadata={
         "help": "generate tasks the batch is split over (Airflow dynamic task mapping)"})
     batch_size: int = field(default=16, metadata={"help": "rows sampled together"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of sampling"})
-    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
+    temperature: float | Literal["auto"] = field(default=AUTO, metadata={
+        "help": "softmax temperature of sampling; auto: the best of auto_temperatures on the validation split"})
+    top_p: float | Literal["auto"] = field(default=AUTO, metadata={
+        "help": "nucleus sampling mass; auto: the best of auto_top_ps on the validation split"})
+    auto_temperatures: list[float] = field(default_factory=lambda: [0.7, 0.85, 1.0], metadata={
+        "help": "temperatures tried when temperature is auto"})
+    auto_top_ps: list[float] = field(default_factory=lambda: [0.9, 1.0], metadata={
+        "help": "top-p values tried when top_p is auto"})
+    auto_rows: int = field(default=64, metadata={
+        "help": "rows sampled per tried setting; each is scored against the validation split"})
+    auto_validity_slack: float = field(default=0.05, metadata={
+        "help": "auto keeps the best MAUVE among settings whose valid-row share is within this of the best share"})
+    oversample: float = field(default=2.0, metadata={
+        "help": "rows generated per requested row; the gate drops invalid and off-support rows and selects "
+                "num_samples of the rest to match the train split"})
+    support_quantile: float | None = field(default=0.95, metadata={
+        "help": "a row is off the targets' support when its nearest train row is farther than this quantile of "
+                "train rows' own nearest-neighbour distances (null: no support cut)"})
     max_new_tokens: int = field(default=256, metadata={
         "help": "token cap per row; a row that reaches it is cut off"})
     context_noise: float = field(default=0.0, metadata={"help": "std of Gaussian noise on context vectors"})
@@ -191,12 +217,31 @@ class GenerationConfig:
         metadata={"help": "the hard-prompt baseline's natural-language instruction"})
 
     def __post_init__(self) -> None:
-        for name in ("num_samples", "shards", "batch_size", "max_new_tokens"):
+        for name in ("num_samples", "shards", "batch_size", "max_new_tokens", "auto_rows"):
             _check(getattr(self, name) > 0, f"generation.{name}", getattr(self, name), "must be > 0")
-        _check(self.temperature > 0, "generation.temperature", self.temperature, "must be > 0")
-        _check(0 < self.top_p <= 1, "generation.top_p", self.top_p, "must be in (0, 1]")
+        for key, high in (("temperature", 2), ("top_p", 1)):
+            value = getattr(self, key)
+            _check(value == AUTO or 0 < value <= high, f"generation.{key}", value, f"must be auto or in (0, {high}]")
+        for key, high in (("auto_temperatures", 2), ("auto_top_ps", 1)):
+            values = getattr(self, key)
+            _check(bool(values) and all(0 < v <= high for v in values), f"generation.{key}", values,
+                   f"must be a non-empty list of values in (0, {high}]")
+        _check(0 <= self.auto_validity_slack <= 1, "generation.auto_validity_slack", self.auto_validity_slack,
+               "must be in [0, 1]")
+        _check(1 <= self.oversample <= 10, "generation.oversample", self.oversample, "must be in [1, 10]")
+        _check(self.support_quantile is None or 0 < self.support_quantile <= 1, "generation.support_quantile",
+               self.support_quantile, "must be null or in (0, 1]")
         _check(self.context_noise >= 0, "generation.context_noise", self.context_noise, "must be >= 0")
         _check(self.baseline_shots >= 0, "generation.baseline_shots", self.baseline_shots, "must be >= 0")
+
+    @property
+    def candidate_rows(self) -> int:
+        """Rows generated for a batch of num_samples: the gate selects num_samples of them."""
+        return math.ceil(self.num_samples * self.oversample)
+
+    @property
+    def auto_decoding(self) -> bool:
+        return AUTO in (self.temperature, self.top_p)
 
 
 @dataclass
@@ -453,7 +498,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
                 return _convert(option, value, key)
             except ValueError as exc:
                 errors.append(str(exc))
-        raise ValueError(errors[0])
+        raise ValueError(f"{key}={value!r}: " + "; or ".join(e.split(": ", 1)[-1] for e in errors))
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ValueError(f"{key}={value!r}: must be one of {list(typing.get_args(tp))}")

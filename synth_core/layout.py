@@ -38,6 +38,8 @@ LATEST_POINTER = "_latest.json"
 
 # The domain's current soft prompt, outside any run: a later run reuses it when nothing changed.
 CURRENT_PROMPT_KEY = "{domain}/_soft_prompt/current.json"
+DECODING_FILE = "decoding.json"  # the run's temperature and top-p (chosen or fixed), under train/
+DECODING_CHOICE_KEY = "{domain}/_soft_prompt/decoding/{fingerprint}.json"  # auto choices, reused while unchanged
 
 DAG_ID_PREFIX = "synth__"
 

@@ -19,6 +19,8 @@ from synth_core.config import DomainConfig
 from synth_core.layout import (
     APPROVED_BATCH_DIR,
     CURRENT_PROMPT_KEY,
+    DECODING_CHOICE_KEY,
+    DECODING_FILE,
     GATE_DROPPED_ROWS,
     GATE_PAGES_URL,
     GATE_REPORT_HTML,
@@ -87,12 +89,17 @@ def validate_targets(config: DomainConfig, run: RunContext, store: ArtifactStore
 
 
 def training_fingerprint(config: DomainConfig) -> str:
-    """What makes a trained prompt reusable: the generator and the soft-prompt settings."""
-    return config.config_hash("generator", "soft_prompt")
+    """What makes a trained prompt reusable: the generator, the soft-prompt settings and which rows train."""
+    import hashlib
+    import json
+
+    split = [config.source.holdout_fraction, config.source.validation_fraction, config.source.split_seed]
+    return hashlib.sha256(json.dumps([config.config_hash("generator", "soft_prompt"), split]).encode()).hexdigest()
 
 
 def train_soft_prompt(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
-    """Train the domain's soft prompt, or reuse the current one when the snapshot and settings are unchanged.
+    """Train the domain's soft prompt, or reuse the current one when the snapshot and settings are unchanged;
+    then settle the run's decoding (`choose_run_decoding`).
 
     Training runs in local scratch with resume on, so a retried task on the same worker continues
     from its last checkpoint; the finished checkpoint is copied to the store and becomes the
@@ -110,7 +117,9 @@ def train_soft_prompt(config: DomainConfig, run: RunContext, store: ArtifactStor
         if current["snapshot_hash"] == targets.snapshot_hash and current["training_fingerprint"] == fingerprint:
             log.info("snapshot %s and training settings unchanged: reusing checkpoint %s",
                      targets.snapshot_hash[:12], current["checkpoint_prefix"])
-            return {**current, "skipped": True}
+            return {**current, "skipped": True,
+                    "decoding": choose_run_decoding(config, run, store, current["checkpoint_prefix"],
+                                                    current["checkpoint_hash"])}
     lm = load_frozen_lm(config.generator)
     result = train(config, lm, load_embedder(config.generator), targets, run.scratch(config, TRAIN_STEP),
                    resume=True)
@@ -124,7 +133,47 @@ def train_soft_prompt(config: DomainConfig, run: RunContext, store: ArtifactStor
     return {**current, "skipped": False, "steps": result.steps, "first_loss": result.first_loss,
             "final_loss": result.final_loss, "initial_heldout_nll": result.initial_heldout_nll,
             "heldout_nll": result.heldout_nll, "seconds": round(result.seconds, 1),
-            "tokens_per_second": round(result.tokens_per_second, 1)}
+            "tokens_per_second": round(result.tokens_per_second, 1),
+            "decoding": choose_run_decoding(config, run, store, prefix, result.checkpoint_hash)}
+
+
+def choose_run_decoding(config: DomainConfig, run: RunContext, store: ArtifactStore, checkpoint_prefix: str,
+                        checkpoint_hash: str) -> dict[str, Any]:
+    """The run's temperature and top-p, recorded under its train/ prefix for the generate tasks.
+
+    Fixed values are recorded as they are. For `auto`, the choice made for this prompt, data and settings
+    is reused when there is one; else the grid is sampled on the validation split (auto_decoding.py).
+    Returns a short summary (it becomes an XCom).
+    """
+    from synth_core.generation.auto_decoding import choose_decoding, decoding_fingerprint, fixed_decoding
+    from synth_core.snapshot import read_target_split
+
+    record = fixed_decoding(config.generation)
+    if config.generation.auto_decoding:
+        targets = read_target_split(config, run.run_id, store)
+        choice_key = DECODING_CHOICE_KEY.format(
+            domain=config.name, fingerprint=decoding_fingerprint(config, checkpoint_hash, targets.snapshot_hash))
+        if store.exists(choice_key):
+            record = {**store.get_json(choice_key), "reused": True}
+            log.info("decoding for this prompt and settings already chosen: temperature %s, top-p %s",
+                     record["temperature"], record["top_p"])
+        else:
+            from synth_core.generation.factory import build_generator
+            from synth_core.models import load_embedder
+
+            checkpoint = _fetch_checkpoint(store, checkpoint_prefix, run.scratch(config, TRAIN_STEP) / "decoding")
+            embedder = load_embedder(config.generator)
+            generator, _ = build_generator(config, checkpoint, embedder=embedder, targets=targets)
+            record = choose_decoding(generator, config, targets.validation, embedder.encode_cached).to_dict()
+            store.put_json(choice_key, record)
+    store.put_json(f"{run_prefix(config.name, run.run_id, TRAIN_STEP)}/{DECODING_FILE}", record)
+    return {k: record[k] for k in ("temperature", "top_p", "auto")} | {"reused": record.get("reused", False)}
+
+
+def run_decoding(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any] | None:
+    """The decoding the run's train step recorded (None before it has)."""
+    key = f"{run_prefix(config.name, run.run_id, TRAIN_STEP)}/{DECODING_FILE}"
+    return store.get_json(key) if store.exists(key) else None
 
 
 def _fetch_checkpoint(store: ArtifactStore, prefix: str, into: Path) -> Path:
@@ -139,19 +188,27 @@ def generate_shard(config: DomainConfig, run: RunContext, store: ArtifactStore, 
     """Generate shard `shard` of `shards` from the stored checkpoint into the run's generate/ prefix.
 
     `shards` is the count the tasks were mapped over (the DAG's, fixed when it was parsed); it defaults
-    to `generation.shards`. Each shard's rows come from its slice of `generation.num_samples`.
+    to `generation.shards`. Each shard's rows come from its slice of `generation.candidate_rows` (num_samples x
+    oversample; the gate selects num_samples of them), sampled with the decoding the train step recorded.
     """
+    from synth_core.generation.auto_decoding import with_decoding
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
     from synth_core.snapshot import read_target_split
 
+    decoding = run_decoding(config, run, store)
+    if decoding is None:
+        train_uri = store.uri_for(run_prefix(config.name, run.run_id, TRAIN_STEP))
+        raise FileNotFoundError(f"no {DECODING_FILE} under {train_uri}: the train step records the run's decoding "
+                                "before anything is generated")
+    config = with_decoding(config, decoding)
     settings = config.generation
     shards = shards or settings.shards
     scratch = run.scratch(config, f"{GENERATE_STEP}-{shard}")
     checkpoint = _fetch_checkpoint(store, checkpoint_prefix, scratch / "checkpoint")
     generator, lm = build_generator(config, checkpoint, targets=read_target_split(config, run.run_id, store))
     local = scratch / "part.parquet"
-    result = generate_to_parquet(generator, local, num_samples=settings.num_samples, batch_size=settings.batch_size,
+    result = generate_to_parquet(generator, local, num_samples=settings.candidate_rows, batch_size=settings.batch_size,
                                  seed=settings.seed, shard=shard, shards=shards,
                                  generator_name=lm.identity.name)
     key = f"{run_prefix(config.name, run.run_id, GENERATE_STEP)}/part-{shard:05d}-of-{shards:05d}.parquet"
@@ -186,7 +243,8 @@ def filter_and_gate(config: DomainConfig, run: RunContext, store: ArtifactStore)
                   "embedder": embedder.identity.to_dict()}
     out_dir = run.scratch(config, GATE_STEP)
     report = run_gate(config, frame["text"].tolist(), targets.train, targets.heldout, embed=embedder.encode_cached,
-                      identities=identities, out_dir=out_dir, finished=finished_flags(frame))
+                      identities=identities, out_dir=out_dir, finished=finished_flags(frame),
+                      decoding=run_decoding(config, run, store))
     prefix = run_prefix(config.name, run.run_id, GATE_STEP)
     kept = frame[frame["text"].isin(set(report.kept_texts))].drop_duplicates("text")
     buffer = io.BytesIO()

@@ -19,11 +19,11 @@ from synth_core.config import DomainConfig
 from synth_core.layout import LINEAGE_FILE, REFRESH_STEP, SNAPSHOT_FILE, run_prefix
 from synth_core.sources import (
     TargetSplit,
-    assign_split,
     content_hash,
     describe_source,
     normalise_targets,
     read_source_rows,
+    split_rows,
     to_target_split,
 )
 from synth_core.store import ArtifactStore
@@ -36,6 +36,7 @@ def _schema(frame: pd.DataFrame) -> dict[str, str]:
 def _summary(lineage: dict[str, Any], store: ArtifactStore, prefix: str, reused: bool) -> dict[str, Any]:
     return {"snapshot_hash": lineage["snapshot_hash"], "rows": lineage["rows"],
             "train_rows": lineage["split"]["train_rows"], "heldout_rows": lineage["split"]["heldout_rows"],
+            "validation_rows": lineage["split"].get("validation_rows", 0),
             "snapshot_uri": store.uri_for(f"{prefix}/{SNAPSHOT_FILE}"),
             "lineage_uri": store.uri_for(f"{prefix}/{LINEAGE_FILE}"), "reused": reused}
 
@@ -49,7 +50,7 @@ def refresh(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str
     source_rows = read_source_rows(config)
     targets = normalise_targets(config, source_rows)
     snapshot_hash = content_hash(targets)
-    targets["split"] = assign_split(len(targets), src.holdout_fraction, src.split_seed)
+    targets["split"] = split_rows(config, len(targets))
     buffer = io.BytesIO()
     targets.to_parquet(buffer, index=False)
     store.put_bytes(f"{prefix}/{SNAPSHOT_FILE}", buffer.getvalue())
@@ -61,8 +62,9 @@ def refresh(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str
         "snapshot_file": SNAPSHOT_FILE, "snapshot_sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
         "text_template": src.text_template, "metadata_columns": src.metadata_columns,
         "split": {"seed": src.split_seed, "holdout_fraction": src.holdout_fraction,
-                  "train_rows": targets["split"].eq("train").sum().item(),
-                  "heldout_rows": targets["split"].eq("heldout").sum().item()},
+                  "validation_fraction": src.validation_fraction,
+                  **{f"{name}_rows": targets["split"].eq(name).sum().item()
+                     for name in ("train", "heldout", "validation")}},
         "source_config_hash": config.config_hash("source"),
     }
     store.put_json(f"{prefix}/{LINEAGE_FILE}", lineage)

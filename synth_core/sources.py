@@ -12,7 +12,7 @@ import io
 import json
 import os
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -26,9 +26,13 @@ _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "par
 
 @dataclass
 class TargetSplit:
+    """The snapshot's texts by split: `train` (training, context vectors, selection), `heldout` (the
+    gate's comparison) and `validation` (choosing the decoding: neither trained on nor gated against)."""
+
     train: list[str]
     heldout: list[str]
     snapshot_hash: str
+    validation: list[str] = field(default_factory=list)
 
 
 def _file_format(config: DomainConfig) -> str:
@@ -165,25 +169,33 @@ def content_hash(targets: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def assign_split(n_rows: int, holdout_fraction: float, seed: int) -> list[str]:
-    """`train` or `heldout` per row, from a seeded permutation."""
+def assign_split(n_rows: int, holdout_fraction: float, seed: int, validation_fraction: float = 0.0) -> list[str]:
+    """`train`, `heldout` or `validation` per row, from a seeded permutation (the held-out rows do not
+    depend on validation_fraction: validation rows come out of what would be train)."""
     order = np.random.default_rng(seed).permutation(n_rows)
     n_holdout = max(1, round(n_rows * holdout_fraction)) if n_rows > 1 else 0
+    n_validation = round(n_rows * validation_fraction)
     split = np.full(n_rows, "train", dtype=object)
     split[order[:n_holdout]] = "heldout"
+    split[order[n_holdout : n_holdout + n_validation]] = "validation"
     return split.tolist()
 
 
+def split_rows(config: DomainConfig, n_rows: int) -> list[str]:
+    src = config.source
+    return assign_split(n_rows, src.holdout_fraction, src.split_seed, src.validation_fraction)
+
+
 def to_target_split(snapshot: pd.DataFrame, snapshot_hash: str) -> TargetSplit:
-    """Train and held-out texts of a snapshot frame (with its `split` column)."""
+    """Train, held-out and validation texts of a snapshot frame (with its `split` column)."""
     texts = snapshot["text"]
-    return TargetSplit(texts[snapshot["split"] == "train"].tolist(), texts[snapshot["split"] == "heldout"].tolist(),
-                       snapshot_hash)
+    return TargetSplit(*(texts[snapshot["split"] == name].tolist() for name in ("train", "heldout")),
+                       snapshot_hash, texts[snapshot["split"] == "validation"].tolist())
 
 
 def load_target_split(config: DomainConfig) -> TargetSplit:
     """Read the source directly (no store); same texts, split and hash as a `refresh` snapshot."""
     targets = normalise_targets(config, read_source_rows(config))
     snapshot_hash = content_hash(targets)
-    targets["split"] = assign_split(len(targets), config.source.holdout_fraction, config.source.split_seed)
+    targets["split"] = split_rows(config, len(targets))
     return to_target_split(targets, snapshot_hash)

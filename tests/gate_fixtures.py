@@ -51,7 +51,9 @@ def write_domain_yaml(folder: Path, name: str = DOMAIN, rows: int = 80) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(f"""name: {name}
 description: GSM8K slice for the gate review tests.
-source: {{kind: file, uri: {data / 'targets.jsonl'}, text_template: {json.dumps(TEMPLATE)}, holdout_fraction: 0.5}}
+source: {{kind: file, uri: {data / 'targets.jsonl'}, text_template: {json.dumps(TEMPLATE)}, holdout_fraction: 0.5,
+  validation_fraction: 0}}
+generation: {{support_quantile: null}}
 validation: {{min_rows: 10, text_length: [20, 2000], forbid_patterns: []}}
 generator: {{model: "embedded:tiny-random"}}
 gate: {{min_rows: 20, mauve_seeds: [0], pii_patterns: []}}

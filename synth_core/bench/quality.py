@@ -65,7 +65,8 @@ SCALES = {
 
 def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
     relaxed = {"gate.length_slack": 1000.0, "gate.max_repetition": 1.0, "gate.pii_patterns": [],
-               "gate.max_length_ks": 1.0, "gate.drop_unfinished": False, "checks": []} if scale.plumbing_only else {}
+               "gate.max_length_ks": 1.0, "gate.drop_unfinished": False, "checks": [],
+               "generation.support_quantile": None, "generation.auto_rows": scale.num_samples} if scale.plumbing_only else {}
     return config.with_overrides({**relaxed,
         "generator.model": scale.model, "soft_prompt.steps": scale.steps, "soft_prompt.batch_size": scale.batch_size,
         "soft_prompt.max_length": min(config.soft_prompt.max_length, scale.max_length),
@@ -97,7 +98,8 @@ def bench_targets(split: TargetSplit, scale: Scale) -> TargetSplit:
     """The target rows a benchmark may train on, and the held-out rows its training curve is read on."""
     from synth_core.sources import TargetSplit
 
-    return TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4], split.snapshot_hash)
+    return TargetSplit(split.train[: scale.target_rows], split.heldout[: scale.target_rows // 4], split.snapshot_hash,
+                       split.validation)
 
 
 def real_test_texts(config: DomainConfig, rows: int) -> list[str]:
@@ -155,11 +157,14 @@ def method_config(config: DomainConfig, method: str) -> DomainConfig:
 
 def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, embedder, targets, path: Path):
     """Write `config.generation.num_samples` rows to `path`: from the soft prompt at `checkpoint`, or from
-    the hard-prompt baseline when there is none (`config` from `method_config`)."""
+    the hard-prompt baseline when there is none (`config` from `method_config`), with the domain's decoding
+    (for `auto`, chosen on the validation split as the product chooses it)."""
+    from synth_core.generation.auto_decoding import settle_decoding
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
 
     generator, _ = build_generator(config, checkpoint, lm=sampler_lm, embedder=embedder, targets=targets)
+    settle_decoding(generator, config, targets.validation, embedder.encode_cached)
     settings = config.generation
     return generate_to_parquet(generator, path, num_samples=settings.num_samples, batch_size=settings.batch_size,
                                seed=settings.seed)

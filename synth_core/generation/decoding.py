@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from synth_core.config import GenerationConfig
+from synth_core.config import AUTO, GenerationConfig
 from synth_core.models import FrozenLM
 
 NUCLEUS_CANDIDATES = 256
@@ -100,6 +100,9 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     cuts the text there). Finished rows leave the batch and its KV cache, so a batch costs what its
     rows need rather than rows x its longest row.
     """
+    if AUTO in (settings.temperature, settings.top_p):
+        raise ValueError("generation.temperature/top_p is 'auto': the decoding must be chosen before sampling "
+                         "(generation/auto_decoding.py)")
     model, device = lm.model, lm.device
     eos, pad = lm.tokenizer.eos_token_id, lm.tokenizer.pad_token_id
     generator = torch.Generator(device=device).manual_seed(seed)

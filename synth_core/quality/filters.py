@@ -21,7 +21,7 @@ from synth_core.quality.pii import PiiScanner
 from synth_core.quality.similarity import greedy_near_duplicates, nearest
 
 DROP_REASONS = ("empty", "unfinished", "too_short", "too_long", "repetition", "failed_check", "pii", "leakage",
-                "exact_duplicate", "near_duplicate")
+                "exact_duplicate", "near_duplicate", "off_support")  # off_support: quality/selection.py
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from synth_core.generation.writer import SAMPLING_COLUMNS
 from synth_core.quality.checks import RowChecks
 from synth_core.quality.decision import decide, mauve_metrics
 from synth_core.quality.features import CachedFeatures, FeatureFn, embedder_features, llm_features, unit_rows
-from synth_core.quality.filters import FilterResult, count_by_reason, filter_batch
+from synth_core.quality.filters import DroppedRow, FilterResult, count_by_reason, filter_batch
 from synth_core.quality.leakage import CalibratedLeakage, calibrated_leakage, leakage_metrics
 from synth_core.quality.mauve_score import CalibratedMauve, calibrated_mauve
 from synth_core.quality.report import GateReport, write_report
+from synth_core.quality.selection import select_rows
 from synth_core.quality.shape import ShapeMetrics, length_histogram, shape_metrics
 
 
@@ -103,11 +104,16 @@ def filter_and_measure_leakage(texts: list[str], target_train: Sequence[str], ta
 def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train: Sequence[str],
              target_heldout: Sequence[str], *, embed: FeatureFn | None = None,
              mauve_features: FeatureFn | None = None, identities: dict | None = None,
-             out_dir: Path | None = None, finished: Sequence[bool] | None = None) -> GateReport:
+             out_dir: Path | None = None, finished: Sequence[bool] | None = None,
+             decoding: dict | None = None) -> GateReport:
     """Gate one synthetic batch and, if `out_dir` is given, write the report there.
 
     finished: per row, whether it ended by end-of-sequence/stop (the batch's `finished` column); rows
         cut at the token cap are dropped when gate.drop_unfinished (the default). None: not recorded.
+    decoding: the run's decoding record (temperature, top-p, and for auto every setting tried), shown as given.
+
+    Of the rows that pass the filters, generation.num_samples are selected (quality/selection.py): rows off
+    the train rows' support are dropped, the rest drawn to match the train rows' clusters.
 
     embed: texts -> sentence embeddings, for the near-duplicate and leakage checks and the shape
         metrics (default: the configured embedder); with gate.mauve_features="embedder" MAUVE uses
@@ -145,7 +151,13 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         check_rates = {"rows_checked": filtered.checks.rows, "batch": filtered.checks.pass_rates,
                        "real_heldout": checks.run(list(target_heldout)).pass_rates,
                        "describe": {c.name: c.describe() for c in checks.checks}}
-    kept = [texts[i] for i in filtered.kept]
+    selection = select_rows(unit_rows(embed([texts[i] for i in filtered.kept])), unit_rows(embed(list(target_train))),
+                            config.generation.num_samples, config.generation.support_quantile, gate.sample_seed)
+    off_support = [DroppedRow(filtered.kept[k], texts[filtered.kept[k]], "off_support",
+                              f"nearest train row at distance {d:.3f} (support threshold {selection.threshold:.3f})")
+                   for k, d in selection.off_support.items()]
+    dropped_rows = sorted([*filtered.dropped, *off_support], key=lambda row: row.index)
+    kept = [texts[filtered.kept[k]] for k in selection.selected]
     mauve, shape, unscored = None, {}, None
     histogram = length_histogram({"synthetic kept": kept, "real held-out": target_heldout})
     metrics = {**rates, "kept_rows": len(kept)}
@@ -157,12 +169,12 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         except UnscorableFeatures as exc:
             unscored = str(exc)
     else:
-        unscored = _too_few_rows(config, len(kept), len(texts), dropped)
+        unscored = _too_few_rows(config, len(kept), len(texts), count_by_reason(dropped_rows))
     decision, criteria = decide(metrics, gate, unscored, check_rates and check_rates["batch"])
     settings = {"gate": asdict(gate), "mauve_features": gate.mauve_features,
                 "length_bounds": list(filtered.length_bounds)}
-    report = GateReport(decision, criteria, len(texts), kept, filtered.dropped, rates, mauve, shape, histogram,
-                        settings, identities, leakage, check_rates)
+    report = GateReport(decision, criteria, len(texts), kept, dropped_rows, rates, mauve, shape, histogram,
+                        settings, identities, leakage, check_rates, selection.summary(), decoding)
     if out_dir is not None:
         write_report(report, Path(out_dir))
     return report

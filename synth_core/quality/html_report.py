@@ -109,6 +109,14 @@ def _metrics_section(report: dict) -> str:
             [escape(n), _number(report["shape"]["synthetic"][n]), _number(report["shape"]["real_train"][n])]
             for n in names])]
     parts.append(_length_plot(report["length_histogram"]))
+    if (report.get("decoding") or {}).get("tried"):
+        decoding = report["decoding"]
+        parts += ["<h2>Decoding (auto)</h2>",
+                  f"<p>Chosen: temperature {decoding['temperature']}, top-p {decoding['top_p']}: "
+                  f"{escape(decoding['rule'])}.</p>",
+                  html_table(["temperature", "top-p", "rows", "valid", "finished", "MAUVE vs validation"], [
+                      [str(t["temperature"]), str(t["top_p"]), str(t["rows"]), f"{t['valid_rate']:.0%}",
+                       f"{t['finished_rate']:.0%}", _number(t["mauve"])] for t in decoding["tried"]])]
     return "".join(parts)
 
 
@@ -117,6 +125,16 @@ def _samples_section(report: dict) -> str:
     parts = ["<h2>Rows</h2>", html_table(["input", "kept", "dropped"] + list(counts["dropped_by_reason"]), [
         [str(counts["input"]), str(counts["kept"]), str(counts["dropped"])]
         + [str(n) for n in counts["dropped_by_reason"].values()]])]
+    if report.get("selection"):
+        sel = report["selection"]
+        spread = (f"{sel['selected']} were drawn to match how the train rows spread over {sel['clusters']} clusters "
+                  f"and {sel['not_selected']} were left over" if sel["clusters"] else
+                  f"all {sel['selected']} others were kept (no more than requested)")
+        support = ("no support cut (generation.support_quantile is null)" if sel["support_threshold"] is None else
+                   f"{sel['off_support']} lay off the train rows' support (nearest train row farther than "
+                   f"{sel['support_threshold']:.3f})")
+        parts.append(f"<p>Selection: {sel['requested']} rows requested; of the {sel['candidates']} that passed the "
+                     f"filters, {support}; {spread}.</p>")
     parts += ["<h3>Dropped rows (sample per reason; all rows in gate_dropped_rows.parquet)</h3>",
               html_table(["row", "reason", "detail", "text"], [
                   [str(r["index"]), escape(r["reason"]), escape(r["detail"]), f"<pre>{escape(r['text'])}</pre>"]

@@ -36,6 +36,8 @@ class GateReport:
     identities: dict
     leakage: CalibratedLeakage | None = None  # near-copy rates of the batch and of real held-out rows
     checks: dict | None = None  # each declared check's pass rate on the batch and on real held-out rows
+    selection: dict | None = None  # rows requested, candidates, off support, selected (quality/selection.py)
+    decoding: dict | None = None  # the run's temperature and top-p, and for auto every setting tried
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -45,6 +47,7 @@ class GateReport:
 
     def counts(self) -> dict:
         return {"input": self.input_rows, "kept": len(self.kept_texts), "dropped": len(self.dropped),
+                "not_selected": (self.selection or {}).get("not_selected", 0),
                 "dropped_by_reason": count_by_reason(self.dropped)}
 
     def to_dict(self) -> dict:
@@ -59,6 +62,8 @@ class GateReport:
             "mauve": self.mauve.to_dict() if self.mauve else None,
             "leakage": self.leakage.to_dict() if self.leakage else None,
             "checks": self.checks,
+            "selection": self.selection,
+            "decoding": self.decoding,
             "shape": {name: metrics.to_dict() for name, metrics in self.shape.items()},
             "length_histogram": self.length_histogram,
             "settings": self.settings,

@@ -17,7 +17,7 @@ import numpy as np
 DEFAULT_K = 5
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances between the rows of `a` and of `b`, shape (len(a), len(b))."""
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.sqrt(np.maximum(squared, 0.0))
@@ -25,14 +25,14 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
     """Each row's distance to its k-th nearest other row."""
-    distances = _distances(features, features)
+    distances = pairwise_distances(features, features)
     np.fill_diagonal(distances, np.inf)
     return np.partition(distances, k - 1, axis=1)[:, k - 1]
 
 
 def coverage(points: np.ndarray, support: np.ndarray, radii: np.ndarray) -> float:
     """Share of `points` inside at least one ball (a row of `support`, its radius)."""
-    return float((_distances(points, support) <= radii[None, :]).any(axis=1).mean())
+    return float((pairwise_distances(points, support) <= radii[None, :]).any(axis=1).mean())
 
 
 def precision_recall(synthetic: np.ndarray, real: np.ndarray, k: int = DEFAULT_K) -> tuple[float, float]:

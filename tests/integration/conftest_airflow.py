@@ -166,7 +166,9 @@ def write_domain(directory: Path, store_uri: str, name: str = "dagtest", **secti
         "soft_prompt": {"variant": "mc", "num_tokens": 4, "steps": 2, "batch_size": 4, "max_length": 32,
                         "mlp_hidden": 16, "eval_rows": 8, "eval_every": 100, "checkpoint_every": 100,
                         "log_every": 100},
-        "generation": {"num_samples": 24, "shards": 2, "batch_size": 12, "max_new_tokens": 16},
+        # random text lies off any real support: no support cut (selection still picks num_samples rows)
+        "generation": {"num_samples": 24, "shards": 2, "batch_size": 12, "max_new_tokens": 16,
+                       "support_quantile": None, "auto_rows": 12},
         "gate": {"mauve_floor": 0.0, "mauve_fraction_of_reference": 0.0, "review_band": 0.0,
                  "leakage_margin": 1.0, "max_duplicate_rate": 1.0, "max_length_ks": 1.0, "min_rows": 5,
                  "drop_unfinished": False,  # the tiny random model never emits end-of-sequence

@@ -64,6 +64,9 @@ def test_pass_path_publishes_once_skips_unchanged_training_and_feeds_the_consume
     assert first.state == "success", first.task_states
     assert first.task_states["review"] == first.task_states["quarantine"] == "skipped"
     assert first.xcoms["train_soft_prompt"]["skipped"] is False
+    decoding = first.xcoms["train_soft_prompt"]["decoding"]
+    assert decoding["auto"] is True and decoding["reused"] is False  # chosen on the validation split
+    assert first.xcoms["filter_and_gate"]["input"] == 48 and first.xcoms["filter_and_gate"]["kept"] <= 24
     assert first.xcoms["publish"]["published"] is True
     prefix = f"domain={DOMAIN}/date=2025-03-01/run={first.run_id}"
     manifest = published.get_json(f"{prefix}/manifest.json")
@@ -92,7 +95,9 @@ def test_pass_path_publishes_once_skips_unchanged_training_and_feeds_the_consume
     assert later.state == "success", later.task_states
     trained = later.xcoms["train_soft_prompt"]
     assert trained["skipped"] is True and trained["run_id"] == first.run_id  # reused the first run's prompt
-    assert later.xcoms["filter_and_gate"]["input"] == 12
+    assert trained["decoding"]["reused"] is True  # and the decoding chosen for it
+    assert trained["decoding"]["temperature"] == decoding["temperature"]
+    assert later.xcoms["filter_and_gate"]["input"] == 24 and later.xcoms["filter_and_gate"]["kept"] <= 12
     assert published.get_json(f"domain={DOMAIN}/_latest.json")["run_id"] == later.run_id
 
     consumer = run_dag(dags["synth_downstream_eval"], datetime(2025, 3, 2, 1, tzinfo=UTC),

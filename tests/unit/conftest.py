@@ -23,7 +23,7 @@ def tiny_config() -> DomainConfig:
         "soft_prompt.mixture_size": 3, "soft_prompt.eval_rows": 8, "soft_prompt.eval_every": 100,
         "soft_prompt.checkpoint_every": 100, "soft_prompt.log_every": 100,
         "generation.num_samples": 10, "generation.batch_size": 4, "generation.max_new_tokens": 8,
-        "generation.shards": 1,
+        "generation.shards": 1, "generation.temperature": 1.0, "generation.top_p": 0.95,
     })
 
 
@@ -40,4 +40,5 @@ def embedder(tiny_config) -> Embedder:
 @pytest.fixture(scope="session")
 def gsm8k_targets(tiny_config) -> TargetSplit:
     full = load_target_split(tiny_config)
-    return TargetSplit(train=full.train[:64], heldout=full.heldout[:16], snapshot_hash=full.snapshot_hash)
+    return TargetSplit(train=full.train[:64], heldout=full.heldout[:16], snapshot_hash=full.snapshot_hash,
+                       validation=full.validation[:16])

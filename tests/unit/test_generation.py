@@ -119,11 +119,15 @@ def test_cli_train_then_generate_prints_a_json_summary(tmp_path, capsys, monkeyp
     assert synth(["generate", str(yaml_path), "--checkpoint", trained["checkpoint_dir"], "--out",
                   str(tmp_path / "s.parquet"), "--shard", "0/1"]) == 0
     generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert generated["rows"] == 3 and generated["checkpoint_hash"] == trained["checkpoint_hash"]
+    # num_samples x generation.oversample (default 2) candidate rows, with the decoding auto chose
+    assert generated["rows"] == 6 and generated["checkpoint_hash"] == trained["checkpoint_hash"]
+    assert generated["decoding"]["auto"] and len(generated["decoding"]["tried"]) == 6
+    sampling, decoding = generated["sampling"], generated["decoding"]
+    assert (sampling["temperature"], sampling["top_p"]) == (decoding["temperature"], decoding["top_p"])
     assert synth(["generate", str(yaml_path), "--checkpoint", trained["checkpoint_dir"], "--out",
                   str(tmp_path / "t.parquet"), "--set", "generation.max_new_tokens=1",
                   "--set", "generation.temperature=0.5"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["new_tokens"] <= 3
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["new_tokens"] <= 6  # 6 rows of at most 1 token
     assert synth(["generate", str(yaml_path), "--checkpoint", trained["checkpoint_dir"], "--out",
                   str(tmp_path / "u.parquet"), "--set", "generation.temperature=hot"]) == 2
     refused = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]

@@ -27,11 +27,13 @@ ROWS = 150
 
 
 def _domain_yaml(tmp: Path) -> Path:
-    """The GSM8K domain, cut to 300 source rows (150 train / 150 held-out) so the tests stay fast, without
-    its row checks: these tests count the other filters (test_row_checks_on_real_rows has the checks)."""
+    """The GSM8K domain, cut to 300 source rows (150 train / 150 held-out, no validation rows) so the tests stay
+    fast, without its row checks and support cut: these tests count the other filters
+    (test_row_checks_on_real_rows has the checks, test_support_cut_* the support cut)."""
     text = re.sub(r"checks:\n(  - .*\n)+", "", (REPO / "domains" / "gsm8k.yaml").read_text())
     text = text.replace("uri: data/gsm8k/train.jsonl", f"uri: {REPO / 'domains/data/gsm8k/train.jsonl'}")
-    text = text.replace("holdout_fraction: 0.2", "holdout_fraction: 0.5\n  max_rows: 300")
+    text = text.replace("holdout_fraction: 0.2", "holdout_fraction: 0.5\n  validation_fraction: 0\n  max_rows: 300")
+    text = text.replace("generation: {", "generation: {support_quantile: null, ")
     path = tmp / "gsm8k_small.yaml"
     path.write_text(text)
     return path
@@ -147,6 +149,28 @@ def test_another_domain_fails_on_mauve(config, targets, embed):
     assert report.mauve.synthetic.mean < 0.2 < report.mauve.reference.mean
 
 
+def test_support_cut_keeps_real_rows_and_drops_another_domains(config, targets, embed, gsm8k_test_rows, tmp_path):
+    """Calibrated on the train rows' own nearest-neighbour distances: at the 0.95 quantile about 5% of real
+    rows fall outside, and rows of another domain almost all do."""
+    cut = config.with_overrides({"generation.support_quantile": 0.95})
+    real = _gate(cut, gsm8k_test_rows, targets, embed, out_dir=tmp_path)
+    selection = real.to_dict()["selection"]
+    assert real.decision == "pass" and selection["off_support"] <= 0.1 * ROWS
+    assert selection["selected"] == len(real.kept_texts) == ROWS - selection["off_support"]
+    assert "lay off the train rows' support" in (tmp_path / "gate_report.html").read_text()
+    other = _gate(cut, _test_rows("mbpp", rows=100), targets, embed)
+    assert other.decision == "fail" and other.to_dict()["selection"]["off_support"] >= 90
+    assert "off_support" in " ".join(other.reasons)
+
+
+def test_oversampled_batch_is_cut_to_the_requested_rows(config, targets, embed, gsm8k_test_rows):
+    requested = config.with_overrides({"generation.num_samples": 100, "generation.support_quantile": 0.95})
+    report = _gate(requested, gsm8k_test_rows, targets, embed)
+    selection = report.to_dict()["selection"]
+    assert len(report.kept_texts) == 100 and selection["clusters"] == 5
+    assert selection["not_selected"] == ROWS - selection["off_support"] - 100 and report.to_dict()["counts"]["not_selected"]
+
+
 def test_duplicates_and_degenerate_rows_are_removed_and_counted(config, targets, embed, gsm8k_test_rows, tmp_path):
     real = gsm8k_test_rows[:120]
     near_copies = [row.rsplit("####", 1)[0] + "#### 987654" for row in real[:5]]
@@ -157,7 +181,7 @@ def test_duplicates_and_degenerate_rows_are_removed_and_counted(config, targets,
     data = json.loads((tmp_path / "gate_report.json").read_text())
     assert data["counts"]["dropped_by_reason"] == {
         "empty": 2, "unfinished": 0, "too_short": 1, "too_long": 1, "repetition": 1, "failed_check": 0, "pii": 2, "leakage": 0,
-        "exact_duplicate": 13, "near_duplicate": 5}
+        "exact_duplicate": 13, "near_duplicate": 5, "off_support": 0}
     assert data["counts"]["kept"] == 120 and report.kept_texts == real
     assert data["rates"]["duplicate_rate"] == pytest.approx(18 / len(batch))
     dropped = pd.read_parquet(tmp_path / "gate_dropped_rows.parquet")

@@ -23,13 +23,14 @@ def test_refresh_writes_snapshot_and_lineage(tmp_path: Path, artifact_store: Loc
     snapshot = read_snapshot(config, "run1", artifact_store)
 
     assert summary["rows"] == lineage["rows"] == len(snapshot) == 40
-    assert (summary["train_rows"], summary["heldout_rows"]) == (30, 10)
+    assert (summary["train_rows"], summary["heldout_rows"], summary["validation_rows"]) == (26, 10, 4)
     assert summary["snapshot_uri"].endswith("arith/run1/refresh/target_snapshot.parquet")
     assert list(snapshot.columns) == ["text", "topic", "split"]
     assert lineage["source"]["uri"] == (tmp_path / "targets.jsonl").as_uri()
     assert lineage["source_schema"] == {"question": "str", "answer": "str", "topic": "str",
                                         "row_id": "int64"}
-    assert lineage["split"] == {"seed": 7, "holdout_fraction": 0.25, "train_rows": 30, "heldout_rows": 10}
+    assert lineage["split"] == {"seed": 7, "holdout_fraction": 0.25, "validation_fraction": 0.1, "train_rows": 26,
+                                "heldout_rows": 10, "validation_rows": 4}
     assert lineage["taken_at"] and len(lineage["snapshot_sha256"]) == 64
     assert read_target_split(config, "run1", artifact_store) == load_target_split(config)
 

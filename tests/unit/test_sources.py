@@ -43,7 +43,7 @@ def test_hash_and_split_ignore_source_row_order(tmp_path: Path) -> None:
     first = load_target_split(config)
     second = load_target_split(domain_config(tmp_path, {"uri": str(shuffled)}))
     assert first == second
-    assert (len(first.train), len(first.heldout)) == (30, 10)
+    assert (len(first.train), len(first.heldout), len(first.validation)) == (26, 10, 4)
 
 
 def test_changed_data_or_seed(tmp_path: Path) -> None:
@@ -59,6 +59,13 @@ def test_split_is_seeded_and_sized() -> None:
     assert assign_split(10, 0.3, 1) == assign_split(10, 0.3, 1)
     assert assign_split(10, 0.3, 1).count("heldout") == 3
     assert assign_split(1, 0.3, 1) == ["train"]
+
+
+def test_validation_rows_come_out_of_train_and_leave_the_heldout_rows_alone() -> None:
+    plain, with_validation = assign_split(100, 0.2, 3), assign_split(100, 0.2, 3, validation_fraction=0.1)
+    assert with_validation.count("validation") == 10 and with_validation.count("heldout") == 20
+    assert all(b == "heldout" for a, b in zip(plain, with_validation, strict=True) if a == "heldout")
+    assert all(a == "train" for a, b in zip(plain, with_validation, strict=True) if b == "validation")
 
 
 def test_null_cells_render_to_null_text_and_missing_columns_are_named(tmp_path: Path) -> None:

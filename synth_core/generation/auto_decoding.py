@@ -1,0 +1,143 @@
+"""`auto` decoding: choose temperature and top-p for a trained prompt on the domain's validation split.
+
+The best setting differs by domain and by prompt (BoolQ was hand-tuned to 0.7, GSM8K runs at 1.0), and a
+new domain must not need a hand sweep. Each setting of a small grid samples `generation.auto_rows` rows; a
+row is valid when it ended by itself (not at the token cap) and passes the domain's checks, and MAUVE
+compares the valid rows with validation rows, which are neither trained on nor gated against (the gate
+scores against the held-out split; benchmarks against the test split). Among the settings whose valid
+share is within `auto_validity_slack` of the best share, the one with the highest MAUVE wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from synth_core.config import AUTO, DomainConfig, GenerationConfig
+from synth_core.generation.run import Generator
+from synth_core.quality.checks import RowChecks
+from synth_core.quality.features import FeatureFn
+
+log = logging.getLogger(__name__)
+MIN_SCORED_ROWS = 10  # fewer valid rows than this and a setting's MAUVE is not taken
+
+
+@dataclass(frozen=True)
+class DecodingChoice:
+    temperature: float
+    top_p: float
+    tried: tuple[dict, ...]  # per setting: temperature, top_p, rows, valid_rate, mauve (None: too few valid rows)
+    validation_rows: int
+    rule: str
+
+    def to_dict(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p, "auto": True, "tried": list(self.tried),
+                "validation_rows": self.validation_rows, "rule": self.rule}
+
+
+def fixed_decoding(settings: GenerationConfig) -> dict:
+    """The record of a run whose YAML fixes both values (nothing tried)."""
+    return {"temperature": settings.temperature, "top_p": settings.top_p, "auto": False}
+
+
+def decoding_grid(settings: GenerationConfig) -> list[tuple[float, float]]:
+    """Every (temperature, top-p) to try: the auto lists for the values set to auto, the fixed value otherwise."""
+    temperatures = settings.auto_temperatures if settings.temperature == AUTO else [settings.temperature]
+    top_ps = settings.auto_top_ps if settings.top_p == AUTO else [settings.top_p]
+    return [(float(t), float(p)) for t in temperatures for p in top_ps]
+
+
+def decoding_fingerprint(config: DomainConfig, checkpoint_hash: str, snapshot_hash: str) -> str:
+    """What a choice depends on: the prompt, the data and split, the decoding grid, checks and MAUVE settings."""
+    data = config.to_dict()
+    generation = {k: v for k, v in data["generation"].items()
+                  if k not in ("num_samples", "shards", "oversample", "support_quantile")}
+    split = {k: data["source"][k] for k in ("holdout_fraction", "validation_fraction", "split_seed")}
+    gate = {k: data["gate"][k] for k in ("mauve_seeds", "mauve_num_buckets", "mauve_scaling_factor")}
+    payload = [checkpoint_hash, snapshot_hash, split, generation, data["checks"], data["generator"], gate]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str], list[bool]]:
+    texts: list[str] = []
+    finished: list[bool] = []
+    for start in range(0, settings.auto_rows, settings.batch_size):
+        batch, _ = generator.sample(list(range(start, min(start + settings.batch_size, settings.auto_rows))),
+                                    settings.seed)
+        texts += batch.texts
+        finished += batch.finished
+    return texts, finished
+
+
+def _mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
+    from synth_core.quality.mauve_score import MauveSettings, mauve_over_seeds, resolve_num_buckets
+
+    size = min(len(valid), len(validation))
+    if size < MIN_SCORED_ROWS:
+        return None
+    rng = np.random.default_rng(config.generation.seed)
+    real = [validation[i] for i in sorted(rng.choice(len(validation), size=size, replace=False))]
+    synthetic = [valid[i] for i in sorted(rng.choice(len(valid), size=size, replace=False))]
+    gate = config.gate
+    buckets = min(resolve_num_buckets(gate.mauve_num_buckets, size), max(2, size // 5))
+    settings = MauveSettings(buckets, gate.mauve_scaling_factor, tuple(gate.mauve_seeds), size)
+    return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
+
+
+def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequence[str],
+                    embed: FeatureFn) -> DecodingChoice:
+    """Try every setting of the grid with `generator`; the generator's own settings are restored after.
+    With too few validation rows to score MAUVE (a small domain), the highest valid share decides."""
+    settings, checks = config.generation, RowChecks(config.checks)
+    own = generator.settings
+    tried = []
+    try:
+        for temperature, top_p in decoding_grid(settings):
+            generator.settings = replace(own, temperature=temperature, top_p=top_p)
+            texts, finished = _sample(generator, settings)
+            failures = checks.run(texts).failures if checks else [None] * len(texts)
+            valid = [t for t, done, failed in zip(texts, finished, failures, strict=True)
+                     if done and failed is None and t.strip()]
+            row = {"temperature": temperature, "top_p": top_p, "rows": len(texts),
+                   "valid_rate": round(len(valid) / len(texts), 4), "finished_rate": round(sum(finished) / len(texts), 4),
+                   "mauve": _mauve(valid, validation, embed, config)}
+            log.info("auto decoding %s: temperature %.2f, top-p %.2f: %.0f%% valid, MAUVE %s", config.name,
+                     temperature, top_p, 100 * row["valid_rate"], row["mauve"])
+            tried.append(row)
+    finally:
+        generator.settings = own
+    best_valid = max(r["valid_rate"] for r in tried)
+    eligible = [r for r in tried if r["valid_rate"] >= best_valid - settings.auto_validity_slack
+                and r["mauve"] is not None]
+    if eligible:
+        chosen = max(eligible, key=lambda r: r["mauve"])
+        rule = (f"highest MAUVE against {len(validation)} validation rows among settings with a valid share within "
+                f"{settings.auto_validity_slack:.0%} of the best ({best_valid:.0%})")
+    else:
+        chosen = max(tried, key=lambda r: r["valid_rate"])
+        rule = (f"MAUVE needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows "
+                f"({len(validation)} validation rows here): the highest valid share")
+    log.info("auto decoding %s: chose temperature %.2f, top-p %.2f (%s)", config.name, chosen["temperature"],
+             chosen["top_p"], rule)
+    return DecodingChoice(chosen["temperature"], chosen["top_p"], tuple(tried), len(validation), rule)
+
+
+def settle_decoding(generator: Generator, config: DomainConfig, validation: Sequence[str], embed: FeatureFn) -> dict:
+    """Set the generator's temperature and top-p: the YAML's values, or for auto the choice on `validation`.
+    Returns the decoding record (for a report or a results file)."""
+    settings = config.generation
+    record = choose_decoding(generator, config, validation, embed).to_dict() if settings.auto_decoding \
+        else fixed_decoding(settings)
+    generator.settings = replace(generator.settings, temperature=record["temperature"], top_p=record["top_p"])
+    return record
+
+
+def with_decoding(config: DomainConfig, record: dict) -> DomainConfig:
+    """The config with the recorded (chosen or fixed) temperature and top-p in place of `auto`."""
+    return config.with_overrides({"generation.temperature": record["temperature"],
+                                  "generation.top_p": record["top_p"]})
