@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -84,8 +85,14 @@ class SourceConfig:
                "source.validation_fraction", self.validation_fraction,
                "must be >= 0, and below 1 - source.holdout_fraction (rows must be left to train on)")
         _check(self.max_rows >= 0, "source.max_rows", self.max_rows, "must be >= 0")
-        _check(bool(re.search(r"\{\w+\}", self.text_template)), "source.text_template", self.text_template,
-               "must name at least one {column}")
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.text_template) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"source.text_template={self.text_template!r}: not a valid template ({exc}); "
+                             "write literal braces as {{ and }}") from None
+        _check(bool(fields), "source.text_template", self.text_template, "must name at least one {column}")
+        _check(all(re.fullmatch(r"\w+", name) for name in fields), "source.text_template", self.text_template,
+               "every {field} must be a plain column name, e.g. {question}")
         reserved = sorted(set(self.metadata_columns) & set(SNAPSHOT_COLUMNS))
         _check(not reserved, "source.metadata_columns", self.metadata_columns,
                f"{reserved} are snapshot columns and cannot be metadata")

@@ -34,21 +34,26 @@ DEMO_CONF = {"num_samples": 400, "steps": 40, "force_retrain": True}
 LOGICAL_DATE = "2026-01-05"
 
 
-def airflow_env() -> dict[str, str]:
+def airflow_env(unattended: bool = True) -> dict[str, str]:
+    """The demo's Airflow home. `unattended` (the demo): nobody answers a review, so it defaults to Reject
+    after 3 minutes; `make ui` keeps the DAG's own review timeout, for a person to answer."""
     home = REPO / ".airflow"
     home.mkdir(exist_ok=True)
-    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "SYNTH_DOMAINS_DIR": str(REPO / "domains"), "TOKENIZERS_PARALLELISM": "false",
-            # nobody answers a review during the demo: a review defaults to Reject after 3 minutes
-            "SYNTH_REVIEW_TIMEOUT_MINUTES": "3"}
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           "SYNTH_DOMAINS_DIR": str(REPO / "domains"), "TOKENIZERS_PARALLELISM": "false"}
+    if unattended:
+        env["SYNTH_REVIEW_TIMEOUT_MINUTES"] = "3"
+    else:
+        env.pop("SYNTH_REVIEW_TIMEOUT_MINUTES", None)
+    return env
 
 
-def airflow(*args: str) -> None:
+def airflow(*args: str, unattended: bool = True) -> None:
     command = [str(Path(sys.executable).with_name("airflow")), *args]
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, cwd=REPO, env=airflow_env(), check=True)
+    subprocess.run(command, cwd=REPO, env=airflow_env(unattended), check=True)
 
 
 def newest_run(domain: str) -> Path:
@@ -60,11 +65,16 @@ def newest_run(domain: str) -> Path:
 
 
 def ui() -> int:
-    """`make ui`: the same Airflow home as the demo, all components in one process (airflow standalone)."""
+    """`make ui`: the same Airflow home as the demo, all components in one process (airflow standalone).
+
+    Training and generation run in the `gpu` pool (as in a deployment, docker/airflow-init.sh): without
+    it a run triggered from the UI would wait in `train_soft_prompt` forever, so it is created first."""
+    airflow("db", "migrate", unattended=False)
+    airflow("pools", "set", "gpu", "1", "SoftSRV training and generation (one at a time here)", unattended=False)
     command = [str(Path(sys.executable).with_name("airflow")), "standalone"]
     print("Airflow UI on http://localhost:8080; the admin password is printed below and kept in .airflow/",
           flush=True)
-    os.execve(command[0], command, airflow_env())
+    os.execve(command[0], command, airflow_env(unattended=False))
 
 
 def main(argv: list[str] | None = None) -> int:

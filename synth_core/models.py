@@ -68,7 +68,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SYNTH_CACHE_DIR", Path.home() / ".cache" / "synth_core"))
 
 
+def cpu_threads() -> int | None:
+    """Threads one model process may use on the CPU: $SYNTH_TORCH_THREADS, else the cores shared out over
+    the Celery worker's task slots ($AIRFLOW__CELERY__WORKER_CONCURRENCY), else None (torch's default:
+    every core).
+
+    Each torch process starts as many threads as there are cores; four of them on two cores ran the demo's
+    10 training steps in 11.5 min against 20 s alone, spinning on one another's cores."""
+    for name in ("SYNTH_TORCH_THREADS", "AIRFLOW__CELERY__WORKER_CONCURRENCY"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"${name}={raw!r}: expected a whole number >= 1")
+            return int(raw) if name == "SYNTH_TORCH_THREADS" else max(1, (os.cpu_count() or 1) // int(raw))
+    return None
+
+
 def select_device(spec: str) -> torch.device:
+    """The torch device for a `generator.device` spec; also caps torch's CPU threads where `cpu_threads` says."""
+    if (threads := cpu_threads()) is not None:
+        torch.set_num_threads(threads)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(spec)

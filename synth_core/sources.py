@@ -138,8 +138,8 @@ def render_texts(config: DomainConfig, frame: pd.DataFrame) -> list[str | None]:
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     missing = sorted(fields - set(frame.columns))
     if missing:
-        raise ValueError(f"source.text_template={template!r}: columns {missing} not in source columns "
-                         f"{list(frame.columns)}")
+        raise ConfigError(f"{config.name}: source.text_template={template!r} names {missing}, which the source "
+                          f"does not have (its columns: {list(frame.columns)})")
     return [None if any(_is_null(row[f]) for f in fields) else template.format(**row)
             for row in frame[sorted(fields)].to_dict("records")]
 
@@ -148,8 +148,8 @@ def normalise_targets(config: DomainConfig, frame: pd.DataFrame) -> pd.DataFrame
     """`text` plus the metadata columns, sorted by each row's canonical JSON (order-independent)."""
     missing = sorted(set(config.source.metadata_columns) - set(frame.columns))
     if missing:
-        raise ValueError(f"source.metadata_columns={config.source.metadata_columns!r}: {missing} not in "
-                         f"source columns {list(frame.columns)}")
+        raise ConfigError(f"{config.name}: source.metadata_columns={config.source.metadata_columns!r}: {missing} "
+                          f"not in the source's columns {list(frame.columns)}")
     targets = frame[config.source.metadata_columns].copy()
     targets.insert(0, "text", pd.array(render_texts(config, frame), dtype=object))
     order = np.argsort(canonical_rows(targets), kind="stable")

@@ -115,7 +115,7 @@ def real_test_texts(config: DomainConfig, rows: int) -> list[str]:
 def _timed(stage: str, timings: dict, fn, *args, **kwargs):
     started = time.perf_counter()
     result = fn(*args, **kwargs)
-    timings[stage] = round(time.perf_counter() - started, 2)
+    timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - started, 2)  # a stage may run twice
     return result
 
 
@@ -148,6 +148,26 @@ def score_rows(config, texts, train, test, embedder, timings, declared: list[Che
     return metrics, report.kept_texts
 
 
+def second_space_mauve(config: DomainConfig, kept: list[str], train: list[str], test: list[str],
+                       featurize) -> dict[str, float] | None:
+    """MAUVE of the kept rows and of real train rows against `test`, on a second feature space (the frozen
+    generator's mean-pooled hidden states): selection works in the gate's (MiniLM) space, so a gain there
+    alone proves little. Equal-size samples, the gate's MAUVE settings; None with too few rows."""
+    from synth_core.quality.gate import sample_rows
+    from synth_core.quality.mauve_score import MauveSettings, mauve_over_seeds, resolve_num_buckets
+
+    gate = config.gate
+    size = min(len(kept), len(train), len(test), gate.max_rows)
+    if size < gate.min_rows:
+        return None
+    synthetic, real_train, real_test = (featurize(sample_rows(rows, size, gate.sample_seed, stream))
+                                        for stream, rows in enumerate((kept, train, test)))
+    settings = MauveSettings(resolve_num_buckets(gate.mauve_num_buckets, size), gate.mauve_scaling_factor,
+                             tuple(gate.mauve_seeds), size)
+    return {"mauve": round(mauve_over_seeds(synthetic, real_test, settings).mean, 4),
+            "reference": round(mauve_over_seeds(real_train, real_test, settings).mean, 4), "rows": size}
+
+
 def method_config(config: DomainConfig, method: str) -> DomainConfig:
     """The domain's config as `method` runs it: its soft-prompt variant, or its hard-prompt style."""
     if method in SOFT_VARIANTS:
@@ -155,8 +175,9 @@ def method_config(config: DomainConfig, method: str) -> DomainConfig:
     return config.with_overrides({"generation.baseline_style": method.removeprefix("hard-prompt-")})
 
 
-def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, embedder, targets, path: Path):
-    """Write `config.generation.num_samples` rows to `path`: from the soft prompt at `checkpoint`, or from
+def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, embedder, targets, path: Path,
+                  rows: int | None = None):
+    """Write `rows` (default `config.generation.num_samples`) rows to `path`: from the soft prompt at `checkpoint`, or from
     the hard-prompt baseline when there is none (`config` from `method_config`), with the domain's decoding
     (for `auto`, chosen on the validation split as the product chooses it)."""
     from synth_core.generation.auto_decoding import settle_decoding
@@ -166,8 +187,8 @@ def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, emb
     generator, _ = build_generator(config, checkpoint, lm=sampler_lm, embedder=embedder, targets=targets)
     settle_decoding(generator, config, targets.validation, embedder.encode_cached)
     settings = config.generation
-    return generate_to_parquet(generator, path, num_samples=settings.num_samples, batch_size=settings.batch_size,
-                               seed=settings.seed)
+    return generate_to_parquet(generator, path, num_samples=rows or settings.num_samples,
+                               batch_size=settings.batch_size, seed=settings.seed)
 
 
 def _train_and_generate(method: str, config: DomainConfig, lm, sampler_lm, embedder, targets, out_dir: Path,
@@ -184,7 +205,8 @@ def _train_and_generate(method: str, config: DomainConfig, lm, sampler_lm, embed
         row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
                                                              "heldout_nll", "steps", "tokens_per_second")}
         checkpoint = trained.checkpoint_dir
-    generated = _timed("generate_s", timings, sample_method, config, checkpoint, sampler_lm, embedder, targets, path)
+    generated = _timed("generate_s", timings, sample_method, config, checkpoint, sampler_lm, embedder, targets, path,
+                       config.generation.candidate_rows)
     row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
 
 
@@ -224,6 +246,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     import pandas as pd
 
     from synth_core.downstream import FinetuneSettings, mean_nll
+    from synth_core.quality.features import CachedFeatures, llm_features
     from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
     from synth_core.sources import load_target_split
@@ -236,6 +259,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
+    llm_featurize = CachedFeatures(llm_features(config.generator)[0])
     methods: dict[str, dict[str, Any]] = {}
     for method in methods_run:
         timings: dict[str, float] = {}
@@ -248,13 +272,21 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
                 row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
             _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row)
-        metrics, kept = score_rows(config, pd.read_parquet(path)["text"].tolist(), targets.train, test, embedder,
-                               timings, declared)
-        row.update(metrics)
-        # downstream trains on what the gate would publish
-        row["downstream"] = (_timed("finetune_s", timings, downstream_loss, lm, kept, test, finetune,
-                                    no_finetune_loss, downstream_subsets)
-                             if kept else {"error": "the gate kept no rows"})
+        texts = pd.read_parquet(path)["text"].tolist()
+        # with selection, as the product runs: every candidate row in, num_samples selected; without: the first
+        # num_samples rows, no support cut (the filters still drop invalid rows)
+        for scored, rows, run_config in (
+                (row, texts, config),
+                (row.setdefault("without_selection", {}), texts[: config.generation.num_samples],
+                 config.with_overrides({"generation.support_quantile": None}))):
+            metrics, kept = score_rows(run_config, rows, targets.train, test, embedder, timings, declared)
+            scored.update(metrics)
+            scored["mauve_llm"] = _timed("llm_features_s", timings, second_space_mauve, run_config, kept,
+                                         targets.train, test, llm_featurize)
+            # downstream trains on what the gate would publish
+            scored["downstream"] = (_timed("finetune_s", timings, downstream_loss, lm, kept, test, finetune,
+                                           no_finetune_loss, downstream_subsets)
+                                    if kept else {"error": "the gate kept no rows"})
         methods[method] = row
         log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
     real = downstream_loss(lm, targets.train, test, finetune, no_finetune_loss, downstream_subsets)
@@ -287,8 +319,25 @@ def markdown_table(results: dict[str, Any]) -> str:
                          f"{m['diversity'].get('length_ks', float('nan')):.3f} | "
                          f"{_downstream_cell(m['downstream'])} | {exact} | "
                          f"{m['timings'].get('train_s', 0)} | {m['timings'].get('generate_s', 0)} |")
+        lines += ["", "Selection (oversampled rows, support cut, cluster-matched draw) against the first num_samples "
+                  "rows without it; MAUVE against the test split in two feature spaces:", "",
+                  "| method | MAUVE MiniLM: selected / not | MAUVE LLM states: selected / not (reference) | "
+                  "downstream loss: selected / not | all checks pass (generated rows) |", "|---|---|---|---|---|"]
+        for name, m in domain["methods"].items():
+            if "error" in m or "without_selection" not in m:
+                continue
+            plain = m["without_selection"]
+            llm, llm_plain = m.get("mauve_llm") or {}, plain.get("mauve_llm") or {}
+            lines.append(f"| {name} | {_cell(m.get('mauve'))} / {_cell(plain.get('mauve'))} | "
+                         f"{_cell(llm.get('mauve'))} / {_cell(llm_plain.get('mauve'))} ({_cell(llm.get('reference'))}) | "
+                         f"{_downstream_cell(m['downstream'])} / {_downstream_cell(plain.get('downstream', {}))} | "
+                         f"{_cell(m.get('exact', {}).get('all'))} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _downstream_cell(downstream: dict[str, Any]) -> str:

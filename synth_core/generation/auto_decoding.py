@@ -16,8 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from synth_core.config import AUTO, DomainConfig, GenerationConfig
 from synth_core.generation.run import Generator
 from synth_core.quality.checks import RowChecks
@@ -75,15 +73,14 @@ def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str]
 
 
 def _mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
+    from synth_core.quality.gate import sample_rows
     from synth_core.quality.mauve_score import MauveSettings, mauve_over_seeds, resolve_num_buckets
 
     size = min(len(valid), len(validation))
     if size < MIN_SCORED_ROWS:
         return None
-    rng = np.random.default_rng(config.generation.seed)
-    real = [validation[i] for i in sorted(rng.choice(len(validation), size=size, replace=False))]
-    synthetic = [valid[i] for i in sorted(rng.choice(len(valid), size=size, replace=False))]
     gate = config.gate
+    real, synthetic = sample_rows(validation, size, gate.sample_seed, 1), sample_rows(valid, size, gate.sample_seed, 0)
     buckets = min(resolve_num_buckets(gate.mauve_num_buckets, size), max(2, size // 5))
     settings = MauveSettings(buckets, gate.mauve_scaling_factor, tuple(gate.mauve_seeds), size)
     return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)

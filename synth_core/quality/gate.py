@@ -31,7 +31,7 @@ class GateInputError(ValueError):
     A batch with too few rows left to score is not an input error: it fails, with the reason."""
 
 
-def _sample(texts: Sequence[str], size: int, seed: int, stream: int) -> list[str]:
+def sample_rows(texts: Sequence[str], size: int, seed: int, stream: int) -> list[str]:
     """`size` rows drawn without replacement, in their original order; same seed, same rows."""
     chosen = np.random.default_rng([seed, stream]).choice(len(texts), size=size, replace=False)
     return [texts[i] for i in sorted(chosen)]
@@ -62,9 +62,9 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
            embed: FeatureFn, mauve_features: FeatureFn) -> tuple[CalibratedMauve, dict[str, ShapeMetrics], dict]:
     """Calibrated MAUVE and shape metrics on equal-size samples of synthetic, train and held-out rows."""
     size = min(gate.max_rows, len(kept), len(target_train), len(target_heldout))
-    synthetic = _sample(kept, size, gate.sample_seed, 0)
-    train = _sample(target_train, size, gate.sample_seed, 1)
-    heldout = _sample(target_heldout, size, gate.sample_seed, 2)
+    synthetic = sample_rows(kept, size, gate.sample_seed, 0)
+    train = sample_rows(target_train, size, gate.sample_seed, 1)
+    heldout = sample_rows(target_heldout, size, gate.sample_seed, 2)
     features = {name: _finite(name, mauve_features(rows))
                 for name, rows in (("synthetic", synthetic), ("target train", train), ("held-out", heldout))}
     if np.ptp(features["synthetic"], axis=0).max() == 0:

@@ -166,3 +166,19 @@ def test_bf16_runs_only_where_the_device_has_it_natively(caplog):
     with caplog.at_level("WARNING"):
         assert use_bf16(True, cpu, "generation.bf16") is native_bf16(cpu)
     assert native_bf16(cpu) or "generation.bf16=true, but this cpu has no native bf16" in caplog.text
+
+
+def test_cpu_threads_follow_the_setting_or_the_worker_slots(monkeypatch):
+    from synth_core.models import cpu_threads
+
+    monkeypatch.delenv("SYNTH_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("AIRFLOW__CELERY__WORKER_CONCURRENCY", raising=False)
+    assert cpu_threads() is None
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setenv("AIRFLOW__CELERY__WORKER_CONCURRENCY", "4")
+    assert cpu_threads() == 4
+    monkeypatch.setenv("SYNTH_TORCH_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.setenv("SYNTH_TORCH_THREADS", "many")
+    with pytest.raises(ValueError, match=r"\$SYNTH_TORCH_THREADS='many'"):
+        cpu_threads()

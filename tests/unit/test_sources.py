@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -73,10 +74,18 @@ def test_null_cells_render_to_null_text_and_missing_columns_are_named(tmp_path: 
                                       '{"question": "Q2?", "answer": "A2", "topic": "x"}\n')
     config = domain_config(tmp_path, {"uri": str(tmp_path / "n.jsonl")})
     assert normalise_targets(config, read_source_rows(config))["text"].isna().sum() == 1
-    with pytest.raises(ValueError, match=r"source.text_template=.*\['missing'\] not in source columns"):
+    with pytest.raises(ConfigError, match=r"arith: source.text_template=.*names \['missing'\], which the source"):
         normalise_targets(domain_config(tmp_path, {"text_template": "{missing}"}), read_source_rows(config))
-    with pytest.raises(ValueError, match=r"source.metadata_columns=.*\['nope'\]"):
+    with pytest.raises(ConfigError, match=r"source.metadata_columns=.*\['nope'\]"):
         normalise_targets(domain_config(tmp_path, {"metadata_columns": ["nope"]}), read_source_rows(config))
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("{}", "must be a plain column name"), ("{q.attr}", "must be a plain column name"),
+    ("{unclosed", "not a valid template"), ("no fields", "at least one {column}")])
+def test_a_template_that_could_never_render_fails_on_load(tmp_path: Path, template: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"source.text_template=.*" + re.escape(message)):
+        domain_config(tmp_path, {"text_template": template})
 
 
 def test_max_rows_and_lineage_description(tmp_path: Path) -> None:
