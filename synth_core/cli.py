@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from synth_core.config import ConfigError
+    from synth_core.store import StoreError, TransientStoreError
 
     try:
         return args.run(args)
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("synth").error("%s", exc)
         emit({"error": str(exc), "kind": "config"})
         return 2
+    except StoreError as exc:  # the artifact store or a destination: unreachable, or refusing the request
+        logging.getLogger("synth").error("%s", exc)
+        emit({"error": str(exc), "kind": "store_unreachable" if isinstance(exc, TransientStoreError) else "store"})
+        return 1
 
 
 if __name__ == "__main__":

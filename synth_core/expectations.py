@@ -6,6 +6,7 @@ words, and a small HTML page of the result. PII checks never copy the matching v
 from __future__ import annotations
 
 import html
+import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from synth_core.config import ConfigError
@@ -53,6 +54,8 @@ def expectation_specs(config: DomainConfig, batch: Batch) -> list[dict[str, Any]
 
 def run_suite(frame: pd.DataFrame, specs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """Validate `frame` with GX Core on an ephemeral context; returns the JSON-able result (PII scrubbed)."""
+    # GX logs hundreds of INFO lines on import ("Skipping registering function ..."): they flooded task logs
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.registry import get_expectation_impl

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from synth_core.config import ConfigError, DomainConfig
+from synth_core.store import file_uri
 
 _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -124,7 +125,7 @@ def describe_source(config: DomainConfig) -> dict[str, Any]:
     src = config.source
     if src.kind == "sql":
         return {"kind": "sql", "query": src.query, "conn_id": src.conn_id, "conn_env": src.conn_env}
-    uri = src.uri if src.uri.startswith("s3://") else config.resolve_path(src.uri).resolve().as_uri()
+    uri = src.uri if src.uri.startswith("s3://") else file_uri(config.resolve_path(src.uri))
     return {"kind": "file", "uri": uri, "format": _file_format(config)}
 
 

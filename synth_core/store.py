@@ -90,10 +90,16 @@ class ArtifactStore(ABC):
         raise `WriteConflict`: a compare-and-swap, for pointers that concurrent writers update."""
 
 
+def file_uri(path: Path) -> str:
+    """`file://` + the absolute path as it is: `Path.as_uri()` would percent-encode the `=` and `:` of
+    partition and run folders (`domain%3Dboolq`), and such a URI fails when pasted into a shell."""
+    return "file://" + Path(path).resolve().as_posix()
+
+
 class LocalStore(ArtifactStore):
     def __init__(self, root: str | Path):
         self.path = Path(root).resolve()
-        self.root = self.path.as_uri()
+        self.root = file_uri(self.path)
 
     def _path(self, key: str) -> Path:
         return self.path / _check_key(key)
@@ -148,7 +154,7 @@ class LocalStore(ArtifactStore):
                       if p.is_file() and not p.name.startswith("."))
 
     def uri_for(self, key: str) -> str:
-        return self._path(key).as_uri()
+        return file_uri(self._path(key))
 
 
 _ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",

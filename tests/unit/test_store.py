@@ -53,3 +53,30 @@ def test_open_store_picks_the_backend(tmp_path: Path, monkeypatch: pytest.Monkey
     assert open_store(f"file://{tmp_path}/abs").root == (tmp_path / "abs").as_uri()
     s3 = open_store("s3://bucket/some/prefix/")
     assert isinstance(s3, S3Store) and s3.uri_for("d/r/s/k") == "s3://bucket/some/prefix/d/r/s/k"
+
+
+def test_file_uris_keep_partition_and_run_folders_readable(tmp_path: Path) -> None:
+    """A URI printed in a log or a manifest must work when pasted into a shell (no %3D for '=')."""
+    store = LocalStore(tmp_path / "published")
+    uri = store.uri_for("domain=boolq/date=2026-01-05/run=manual__2026-12-01T09:23:08/manifest.json")
+    assert uri == f"file://{tmp_path}/published/domain=boolq/date=2026-01-05/run=manual__2026-12-01T09:23:08/manifest.json"
+    store.put_bytes("domain=boolq/x.txt", b"x")
+    assert open_store(store.uri_for("domain=boolq")).get_bytes("x.txt") == b"x"  # the URI opens again
+
+
+def test_an_unreachable_artifact_store_ends_in_one_json_line_not_a_traceback(tmp_path: Path, monkeypatch, capsys):
+    import json
+
+    from synth_core.cli import main
+    from tests.conftest import domain_config
+
+    monkeypatch.setenv("SYNTH_S3_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    domain_config(tmp_path)  # writes targets.jsonl
+    path = tmp_path / "d.yaml"
+    path.write_text(f"name: arith\nsource: {{uri: {tmp_path / 'targets.jsonl'}, "
+                    "text_template: \"{question} {answer}\"}\nstore: {uri: \"s3://artifacts/x\"}\n")
+    assert main(["refresh", str(path), "--run-id", "r1"]) == 1
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["kind"] == "store_unreachable" and "s3://artifacts/x/arith/r1" in line["error"]
