@@ -79,10 +79,12 @@ The quality gate asks for a review of run `{{ run_id }}`: {{ gate.reasons | join
 
 | metric | value | interval over rows |
 | --- | --- | --- |
-{% for key in ["mauve", "mauve_reference"] %}| {{ key }} | {{ "%.3f" | format(gate[key]) if gate[key] is number else "—" }} | {{ "%.3f to %.3f" | format(*gate[key ~ "_interval"]) if gate[key ~ "_interval"] else "—" }} |
+{% if gate.mauve_bar is number %}| mauve_bar (pass when MAUVE's margin over it is clear) | {{ "%.3f" | format(gate.mauve_bar) }} | |
+{% endif %}{% for key in ["mauve", "mauve_reference"] %}| {{ key }} | {{ "%.3f" | format(gate[key]) if gate[key] is number else "—" }} | {{ "%.3f to %.3f" | format(*gate[key ~ "_interval"]) if gate[key ~ "_interval"] else "—" }} |
 {% endfor %}{% for key in ["precision", "recall", "valid_rate", "synthetic_copy_rate", "reference_copy_rate", "duplicate_rate"] %}{% if gate[key] is number %}| {{ key }} | {{ "%.3f" | format(gate[key]) }} | |
 {% endif %}{% endfor %}
-*Approve* publishes the batch; *Reject* quarantines it.
+*Approve* publishes the batch; *Reject* quarantines it. Say why in the comment: it is recorded with
+the decision. Without an answer within {timeout} the batch is rejected.
 """
 
 
@@ -111,7 +113,8 @@ def domain_dag(domain: DomainFile) -> DAG:
     )
     def synth_domain() -> None:
         review = GateReviewOperator(
-            task_id="review", subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?", body=REVIEW_BODY,
+            task_id="review", subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
+            body=REVIEW_BODY.replace("{timeout}", f"{REVIEW_TIMEOUT.total_seconds() / 3600:g} hours"),
             response_timeout=REVIEW_TIMEOUT, publish_task="publish", quarantine_task="quarantine")
         trained = tasks.train_soft_prompt(path)
         tasks.refresh_targets(path) >> tasks.validate_targets(path) >> trained

@@ -90,6 +90,8 @@ def _publication(run: GateRun, links: Links) -> tuple[str, str]:
         status += " (latest)"
     if pub.status == "published":
         approved = escape(pub.approved_by) if pub.approved_by else '<span class="muted">gate (no review)</span>'
+        if pub.review_comment:
+            approved += f": <q>{escape(pub.review_comment)}</q>"
     else:
         approved = "—"
     return status, approved

@@ -13,7 +13,8 @@ def render_dataset_card(config: DomainConfig, manifest: dict[str, Any]) -> str:
     lineage, gate = manifest["lineage"], manifest["gate"]
     metrics = "\n".join(f"| {k} | {v} |" for k, v in sorted(gate["metrics"].items())
                         if isinstance(v, (int, float, str, bool))) or "| (none reported) | |"
-    review = f"Approved by **{manifest['approved_by']}** after review." if manifest.get("approved_by") else \
+    comment = f' Their comment: "{manifest["review_comment"]}".' if manifest.get("review_comment") else ""
+    review = f"Approved by **{manifest['approved_by']}** after review.{comment}" if manifest.get("approved_by") else \
         "Approved automatically by the gate (no review needed)."
     tags = "".join(f"\n- {t}" for t in ["synthetic", "softsrv", *config.tags])
     return f"""---

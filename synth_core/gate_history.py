@@ -65,6 +65,7 @@ class Publication:
     ds: str | None = None
     rows: int | None = None
     approved_by: str | None = None
+    review_comment: str | None = None
     reason: str | None = None
     is_latest: bool = False
 
@@ -199,7 +200,8 @@ def publications(config: DomainConfig) -> dict[str, Publication]:
             manifest = dest.get_json(key)
             found[run_id] = Publication(
                 status=status, uri=dest.uri_for(key.rsplit("/", 1)[0]), manifest_key=key, ds=manifest.get("ds"),
-                rows=manifest.get("rows"), approved_by=manifest.get("approved_by"), reason=manifest.get("reason"),
+                rows=manifest.get("rows"), approved_by=manifest.get("approved_by"),
+                review_comment=manifest.get("review_comment"), reason=manifest.get("reason"),
                 is_latest=run_id == latest_run)
     return found
 

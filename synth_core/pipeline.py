@@ -274,10 +274,10 @@ def validate_synthetic_batch(config: DomainConfig, run: RunContext, store: Artif
 
 
 def publish_batch(config: DomainConfig, run: RunContext, store: ArtifactStore,
-                  approved_by: str | None = None) -> dict[str, Any]:
+                  approved_by: str | None = None, review_comment: str | None = None) -> dict[str, Any]:
     from synth_core.publish import publish
 
-    return publish(config, run.run_id, store, run.ds, approved_by=approved_by)
+    return publish(config, run.run_id, store, run.ds, approved_by=approved_by, review_comment=review_comment)
 
 
 def quarantine_batch(config: DomainConfig, run: RunContext, store: ArtifactStore, reason: str = "") -> dict[str, Any]:

@@ -244,7 +244,7 @@ def _manifest(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, 
 
 
 def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, approved_by: str | None = None,
-            *, destination: ArtifactStore | None = None) -> dict[str, Any]:
+            *, review_comment: str | None = None, destination: ArtifactStore | None = None) -> dict[str, Any]:
     """Publish the run's approved batch to `config.publish.uri`; a no-op if this run is already published."""
     report = read_gate_report(config, run_id, store)
     decision = _check_approved(report, approved_by)
@@ -252,6 +252,7 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     parts, entries = _batch_parts(config, run_id, store)
     manifest = _manifest(config, run_id, store, ds, "published", report, parts, entries)
     manifest["approved_by"] = approved_by
+    manifest["review_comment"] = review_comment
     manifest["lineage"]["synthetic_validation"] = validation_uri
     card = render_dataset_card(config, manifest).encode()
     manifest["dataset_card"] = _file_entry(DATASET_CARD, card, None)

@@ -95,6 +95,19 @@ def gate_metrics(gate: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in gate.items() if k not in ("decision", "reasons", "report_uri")}
 
 
+def review_comment(approval: Mapping[str, Any] | None) -> str | None:
+    """The reviewer's comment from the `reviewer` XCom, or None when there was none."""
+    return (approval or {}).get("comment") or None
+
+
+def rejection(approval: Mapping[str, Any] | None) -> str:
+    """How a reviewed batch came to be quarantined, for the quarantine reason."""
+    if not approval:
+        return "the review timed out (default: Reject)"
+    comment = review_comment(approval)
+    return f"rejected on review by {reviewer(approval)}" + (f": {comment}" if comment else "")
+
+
 def reviewer(approval: Mapping[str, Any] | None) -> str | None:
     """Who answered the review (the `reviewer` XCom of `GateReviewOperator`), or None when there was no review."""
     if not approval:

@@ -12,7 +12,7 @@ from airflow.sdk import TriggerRule, get_current_context, task
 
 from synth_core.routing import next_step, quarantine_reason
 from synth_dags.assets import approved_asset
-from synth_dags.steps import gate_metrics, reviewer, run_step
+from synth_dags.steps import gate_metrics, rejection, review_comment, reviewer, run_step
 
 GPU = {"queue": "gpu", "pool": "gpu"}
 
@@ -72,12 +72,13 @@ def publish(config_path: str, domain: str, gate: dict) -> dict:
     from synth_core.pipeline import publish_batch
 
     context = get_current_context()
-    approved_by = reviewer(context["ti"].xcom_pull(task_ids="review", key="reviewer"))
-    published = run_step(publish_batch, config_path, approved_by=approved_by)
+    answer = context["ti"].xcom_pull(task_ids="review", key="reviewer")
+    approved_by = reviewer(answer)
+    published = run_step(publish_batch, config_path, approved_by=approved_by, review_comment=review_comment(answer))
     context["outlet_events"][approved_asset(domain)].extra = {
         "domain": domain, "run_id": context["run_id"], "uri": published["uri"],
         "manifest_sha256": published["manifest_sha256"], "rows": published["rows"],
-        "published": published["published"], "approved_by": approved_by,
+        "published": published["published"], "approved_by": approved_by, "review_comment": review_comment(answer),
         "decision": gate["decision"], "metrics": gate_metrics(gate)}
     return published
 
@@ -86,4 +87,5 @@ def publish(config_path: str, domain: str, gate: dict) -> dict:
 def quarantine(config_path: str, gate: dict, validation: dict) -> dict:
     from synth_core.pipeline import quarantine_batch
 
-    return run_step(quarantine_batch, config_path, reason=quarantine_reason(gate, validation))
+    answer = get_current_context()["ti"].xcom_pull(task_ids="review", key="reviewer")
+    return run_step(quarantine_batch, config_path, reason=quarantine_reason(gate, validation, review=rejection(answer)))

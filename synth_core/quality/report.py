@@ -80,6 +80,7 @@ class GateReport:
                 "mauve_interval": list(self.mauve.bootstrap.interval("synthetic")) if scored else None,
                 "mauve_reference": self.mauve.reference.mean if scored else None,
                 "mauve_reference_interval": list(self.mauve.bootstrap.interval("reference")) if scored else None,
+                "mauve_bar": next((c.threshold for c in self.criteria if c.metric == "mauve"), None),
                 "precision": self.shape["synthetic"].precision if scored else None,
                 "recall": self.shape["synthetic"].recall if scored else None}
 

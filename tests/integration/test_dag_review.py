@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from synth_core.store import open_store
-from tests.integration.conftest_airflow import REVIEWER, run_dag
+from tests.integration.conftest_airflow import REVIEW_COMMENTS, REVIEWER, run_dag
 from tests.integration.test_dag_paths import DAG_ID, DOMAIN, asset_events, domain_dags
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,20 @@ def test_review_approved_publishes_with_the_reviewer(tmp_path, monkeypatch, airf
     body = run.review["request"]["body"]
     assert re.search(r"\| mauve \| \d\.\d{3} \| \d\.\d{3} to \d\.\d{3} \|", body)  # three decimals, with its interval
     assert f"(/synth-gates/domains/{DOMAIN}/runs/" in body  # a link to the gate page, not a file path
+    assert re.search(r"\| mauve_bar .*\| \d\.\d{3} \|", body) and "Without an answer within" in body
     assert run.state == "success", run.task_states
     assert run.xcoms["filter_and_gate"]["decision"] == "review"
     assert run.task_states["review"] == run.task_states["publish"] == "success"
     assert run.task_states["quarantine"] == "skipped"
     published = open_store(f"{s3_prefix}/published")
     prefix = f"domain={DOMAIN}/date=2025-06-01/run={run.run_id}"
-    assert published.get_json(f"{prefix}/manifest.json")["approved_by"] == REVIEWER
-    assert f"Approved by **{REVIEWER}** after review" in published.get_bytes(f"{prefix}/README.md").decode()
+    manifest = published.get_json(f"{prefix}/manifest.json")
+    assert manifest["approved_by"] == REVIEWER and manifest["review_comment"] == REVIEW_COMMENTS["Approve"]
+    card = published.get_bytes(f"{prefix}/README.md").decode()
+    assert f'Approved by **{REVIEWER}** after review. Their comment: "{REVIEW_COMMENTS["Approve"]}"' in card
     [extra] = asset_events(run)
     assert extra["approved_by"] == REVIEWER and extra["decision"] == "review"
+    assert extra["review_comment"] == REVIEW_COMMENTS["Approve"]
 
 
 def test_review_rejected_quarantines(tmp_path, monkeypatch, airflow_api, s3_prefix):
@@ -52,5 +56,6 @@ def test_review_rejected_quarantines(tmp_path, monkeypatch, airflow_api, s3_pref
     published = open_store(f"{s3_prefix}/published")
     assert all(key.startswith("_quarantine/") for key in published.list(""))
     manifest = published.get_json(f"_quarantine/domain={DOMAIN}/date=2025-06-02/run={run.run_id}/manifest.json")
-    assert manifest["reason"].startswith("gate decision 'review'") and "rejected on review" in manifest["reason"]
+    assert manifest["reason"].startswith("gate decision 'review'")
+    assert manifest["reason"].endswith(f"rejected on review by {REVIEWER}: {REVIEW_COMMENTS['Reject']}")
     assert asset_events(run) == []
