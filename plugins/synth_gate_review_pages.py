@@ -84,8 +84,15 @@ def _publication(run: GateRun, links: Links) -> tuple[str, str]:
     """(status cell, approved-by cell)."""
     pub = run.publication
     if pub is None:
-        return '<span class="muted">not published</span>', "—"
-    status = f'<a href="{escape(links.run(run.domain, run.run_id, MANIFEST))}">{escape(pub.status)}</a>'
+        if run.end_state == "awaiting review":
+            required_action = escape(links.airflow_run(run.dag_id, run.run_id))
+            return (f'<a class="review" data-end-state="awaiting review" target="_top" href="{required_action}">'
+                    "awaiting review</a>", "—")
+        return ('<span class="fail" data-end-state="not published" title="the run stopped after the gate, or is '
+                'still running: see its Airflow run">not published</span>', "—")
+    why = f' title="{escape(pub.reason)}"' if pub.reason else ""
+    status = (f'<a data-end-state="{escape(pub.status)}"{why} '
+              f'href="{escape(links.run(run.domain, run.run_id, MANIFEST))}">{escape(pub.status)}</a>')
     if pub.is_latest:
         status += " (latest)"
     if pub.status == "published":
@@ -141,7 +148,7 @@ def trend_svg(runs: list[GateRun], width: int = 640, height: int = 180) -> str:
 
 
 HISTORY_COLUMNS = ["date", "run", "decision", "MAUVE", "reference", "bar", "leakage", "duplicates",
-                   "kept / dropped", "GX validation", "published", "approved by"]
+                   "kept / dropped", "GX validation", "end state", "approved by"]
 
 
 def _history_cells(run: GateRun, links: Links) -> list[str]:

@@ -107,6 +107,14 @@ class GateRun:
         rejected = synthetic is not None and not synthetic["success"] and self.decision in ("pass", "review")
         return FAILED_VALIDATION if rejected else self.decision
 
+    @property
+    def end_state(self) -> str:
+        """Where the batch ended: published or quarantined (from the destination's manifests), awaiting
+        review (a review decision with neither yet), or not published (the run stopped or is still going)."""
+        if self.publication is not None:
+            return self.publication.status
+        return "awaiting review" if self.verdict == "review" else "not published"
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
 

@@ -176,3 +176,21 @@ def test_a_batch_the_gate_passes_but_validation_rejects_shows_as_failed_validati
     detail = pages.detail_page(gate_history.run_detail(config, row.run_id, store=store), links)
     for html in (overview, detail):
         assert 'data-decision="failed validation"' in html and 'data-decision="pass"' not in html.split("<h2")[0]
+
+
+def test_every_run_shows_one_end_state(pages, gated):
+    """published / quarantined come from the destination's manifests; a review with neither is awaiting
+    review (linked to its Airflow run, where the Required Action is); anything else was not published."""
+    _, config, runs = gated
+    by_id = {r.run_id: r for r in gate_history.domain_history(config).runs}
+    states = {name: by_id[runs[name].run_id].end_state for name in ("scored", "reviewed", "leaky")}
+    assert states == {"scored": "published", "reviewed": "published", "leaky": "quarantined"}
+    waiting = gate_history.GateRun(DOMAIN, "r-wait", "synth__x", decision="review")
+    stopped = gate_history.GateRun(DOMAIN, "r-stop", "synth__x", decision="pass")
+    assert (waiting.end_state, stopped.end_state) == ("awaiting review", "not published")
+    links = pages.Links(plugin="/synth-gates", airflow="")
+    page = pages.overview_page([gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s",
+                                                           [waiting, stopped, by_id[runs["leaky"].run_id]])], [], links)
+    assert 'data-end-state="awaiting review" target="_top" href="/dags/synth__x/runs/r-wait"' in page
+    assert 'data-end-state="not published"' in page
+    assert 'data-end-state="quarantined" title="synthetic validation failed' in page  # the reason, on hover
