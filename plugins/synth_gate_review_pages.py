@@ -5,6 +5,7 @@ run's detail. Pure functions of `synth_core.gate_history` objects; every value g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -167,6 +168,23 @@ def _history_cells(run: GateRun, links: Links) -> list[str]:
     return cells
 
 
+def _freshness(history: DomainHistory, now: datetime | None = None) -> str:
+    """How long since the domain last published, and how many runs in a row have not."""
+    if history.error or not history.runs:
+        return ""
+    now = now or datetime.now(UTC)
+    if history.last_published is None:
+        since = '<span class="fail">never published</span>'
+    else:
+        hours = (now - datetime.fromisoformat(history.last_published)).total_seconds() / 3600
+        age = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+        since = f"last published {age} ago"
+    streak = history.unpublished_streak
+    failing = f' · <span class="fail">{streak} run{"s" if streak != 1 else ""} in a row not published</span>' \
+        if streak else ""
+    return f'<p class="freshness" data-unpublished-streak="{streak}">{since}{failing}</p>'
+
+
 def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], links: Links) -> str:
     body = ["<h1>Synthetic data gates</h1>"]
     for b in broken:
@@ -177,7 +195,7 @@ def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], li
         body.append(f'<section id="domain-{escape(h.domain)}" data-domain="{escape(h.domain)}">'
                     f"<h2>{escape(h.domain)}</h2><p class=muted>DAG "
                     f'<a target="_top" href="{escape(links.airflow_dag(h.dag_id))}">{escape(h.dag_id)}</a> · '
-                    f"store <code>{escape(h.store_uri)}</code></p>")
+                    f"store <code>{escape(h.store_uri)}</code></p>" + _freshness(h))
         if h.error:
             body.append(f'<div class="note">{escape(h.error)}</div>')
         if h.runs:

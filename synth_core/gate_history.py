@@ -127,8 +127,24 @@ class DomainHistory:
     runs: list[GateRun]
     error: str | None = None  # the store could not be listed
 
+    @property
+    def last_published(self) -> str | None:
+        """When the newest published run was gated (runs are newest first), or None."""
+        return next((r.created_at for r in self.runs if r.end_state == "published"), None)
+
+    @property
+    def unpublished_streak(self) -> int:
+        """Finished runs since the last publish that did not publish (quarantined or stopped): a domain
+        failing night after night shows it here before anyone reads the rows."""
+        streak = 0
+        for run in self.runs:
+            if run.end_state == "published":
+                break
+            streak += run.end_state != "awaiting review"
+        return streak
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "last_published": self.last_published, "unpublished_streak": self.unpublished_streak}
 
 
 def gated_run_ids(store: ArtifactStore, domain: str) -> list[str]:

@@ -194,3 +194,21 @@ def test_every_run_shows_one_end_state(pages, gated):
     assert 'data-end-state="awaiting review" target="_top" href="/dags/synth__x/runs/r-wait"' in page
     assert 'data-end-state="not published"' in page
     assert 'data-end-state="quarantined" title="synthetic validation failed' in page  # the reason, on hover
+
+
+def test_freshness_says_how_long_since_a_publish_and_how_many_runs_in_a_row_did_not(pages):
+    from datetime import UTC, datetime
+
+    def run(created_at: str, decision: str, status: str | None = None) -> gate_history.GateRun:
+        publication = gate_history.Publication(status, "file:///p", "m") if status else None
+        return gate_history.GateRun(DOMAIN, created_at, "synth__x", created_at=created_at, decision=decision,
+                                    publication=publication)
+
+    runs = [run("2026-12-03T00:00:00+00:00", "review"), run("2026-12-02T00:00:00+00:00", "fail", "quarantined"),
+            run("2026-12-01T12:00:00+00:00", "pass"), run("2026-11-28T00:00:00+00:00", "pass", "published")]
+    history = gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", runs)
+    assert history.last_published == "2026-11-28T00:00:00+00:00" and history.unpublished_streak == 2
+    line = pages._freshness(history, now=datetime(2026, 12, 3, 12, tzinfo=UTC))
+    assert "last published 6 days ago" in line and "2 runs in a row not published" in line
+    never = gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", runs[:2])
+    assert "never published" in pages._freshness(never) and never.unpublished_streak == 1
