@@ -356,9 +356,13 @@ class PublishConfig:
         "help": "Airflow aws connection; empty uses boto3's normal chain"})
     license: str = field(default="see target data provenance", metadata={
         "help": "license line of the dataset card (the target data's license applies to derivatives)"})
+    license_id: str = field(default="other", metadata={
+        "help": "the dataset card's license identifier, as the Hugging Face Hub lists them (e.g. cc-by-sa-3.0, mit)"})
 
     def __post_init__(self) -> None:
         _check_store_uri("publish.uri", self.uri)
+        _check(bool(re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", self.license_id)), "publish.license_id", self.license_id,
+               "must be a Hugging Face license identifier such as cc-by-4.0, mit or other")
         if self.quarantine_uri:
             _check_store_uri("publish.quarantine_uri", self.quarantine_uri)
 

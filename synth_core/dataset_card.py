@@ -8,6 +8,19 @@ from typing import Any
 from synth_core.config import DomainConfig
 
 
+def card_metadata(config: DomainConfig, manifest: dict[str, Any]) -> str:
+    """The card's YAML front matter through huggingface_hub (valid YAML whatever the names hold), with a
+    `configs` entry so that `datasets.load_dataset(<published folder>)` reads the Parquet parts."""
+    from huggingface_hub import DatasetCardData
+
+    return DatasetCardData(
+        pretty_name=f"{config.name} synthetic ({manifest['ds']}, run {manifest['run_id']})",
+        license=config.publish.license_id, tags=["synthetic", "softsrv", *config.tags],
+        task_categories=["text-generation"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "part-*.parquet"}]}],
+    ).to_yaml() + "\n"
+
+
 def render_dataset_card(config: DomainConfig, manifest: dict[str, Any]) -> str:
     """A Hugging Face style dataset card: what the data is, how it was made, its gate result, use, license."""
     lineage, gate = manifest["lineage"], manifest["gate"]
@@ -16,14 +29,8 @@ def render_dataset_card(config: DomainConfig, manifest: dict[str, Any]) -> str:
     comment = f' Their comment: "{manifest["review_comment"]}".' if manifest.get("review_comment") else ""
     review = f"Approved by **{manifest['approved_by']}** after review.{comment}" if manifest.get("approved_by") else \
         "Approved automatically by the gate (no review needed)."
-    tags = "".join(f"\n- {t}" for t in ["synthetic", "softsrv", *config.tags])
     return f"""---
-pretty_name: {config.name} synthetic ({manifest['ds']}, run {manifest['run_id']})
-license: other
-tags:{tags}
-task_categories:
-- text-generation
----
+{card_metadata(config, manifest)}---
 
 # {config.name}: synthetic text, run `{manifest['run_id']}` ({manifest['ds']})
 

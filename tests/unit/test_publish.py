@@ -46,6 +46,12 @@ def test_publish_writes_parts_card_manifest_and_latest(tmp_path, artifact_store,
     card = published.get_bytes(f"{RUN}/README.md")
     assert manifest["dataset_card"]["sha256"] == hashlib.sha256(card).hexdigest()
     assert "license: other" in card.decode() and "CC0 (test data)" in card.decode()
+    from huggingface_hub import DatasetCard
+
+    metadata = DatasetCard(card.decode()).data  # the front matter as the Hub (and `datasets`) read it
+    assert metadata.license == "other" and "synthetic" in metadata.tags
+    assert metadata.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "part-*.parquet"}]}]
+    assert metadata.pretty_name.startswith("arith synthetic (")
     latest = published.get_json("domain=arith/_latest.json")
     assert latest["run_prefix"] == RUN
     assert latest["manifest_sha256"] == hashlib.sha256(published.get_bytes(f"{RUN}/manifest.json")).hexdigest()
