@@ -27,7 +27,8 @@ def test_smollm2_trains_a_few_steps_and_generates_non_empty_text(tmp_path):
     config = load_domain(REPO / "domains" / "boolq.yaml").with_overrides({
         "soft_prompt.steps": 4, "soft_prompt.batch_size": 4, "soft_prompt.eval_rows": 8,
         "soft_prompt.eval_every": 4, "soft_prompt.num_tokens": 8, "soft_prompt.warm_start": "",
-        "generation.max_new_tokens": 24, "generation.batch_size": 4})
+        "generation.max_new_tokens": 24, "generation.batch_size": 4,
+        "generation.temperature": 1.0, "generation.top_p": 0.95})  # fixed: auto decoding is tested elsewhere
     lm = load_frozen_lm(config.generator)
     assert lm.identity.name == "embedded:smollm2-135m" and lm.hidden_size == 576
     cached = load_frozen_lm(config.generator)
