@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from synth_gate_review_pages import Links, detail_page, overview_page
+from synth_gate_review_pages import Links, RunFilter, detail_page, overview_page
 
 from synth_core import gate_history
 from synth_core.layout import GATE_PAGES_URL, GATE_REPORT_HTML, MANIFEST, dag_id_for
@@ -87,9 +87,12 @@ def _detail(config: Any, run_id: str) -> gate_history.RunDetail:
 
 
 @app.get("/", response_class=HTMLResponse)
-def overview(request: Request, user: GetUserDep, limit: Limit = 50) -> str:
+def overview(request: Request, user: GetUserDep, limit: Limit = 50, domain: str = "", decision: str = "",
+             end_state: str = "") -> str:
+    """Every readable domain's gate history; `domain`, `decision` and `end_state` narrow the tables (empty: all)."""
     histories, broken = _histories(request, user, limit)
-    return overview_page(histories, broken, _links(request))
+    return overview_page(histories, broken, _links(request),
+                         RunFilter(domain or None, decision or None, end_state or None))
 
 
 @app.get("/domains/{domain}/runs/{run_id}", response_class=HTMLResponse)

@@ -185,8 +185,40 @@ def _freshness(history: DomainHistory, now: datetime | None = None) -> str:
     return f'<p class="freshness" data-unpublished-streak="{streak}">{since}{failing}</p>'
 
 
-def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], links: Links) -> str:
-    body = ["<h1>Synthetic data gates</h1>"]
+END_STATES = ("published", "quarantined", "awaiting review", "not published")
+DECISIONS = ("pass", "review", "fail", FAILED_VALIDATION)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the overview shows: one domain, one decision, one end state (None: all). The trend and the
+    freshness line always cover every run of a domain; only the table rows are narrowed."""
+
+    domain: str | None = None
+    decision: str | None = None
+    end_state: str | None = None
+
+    def keeps(self, run: GateRun) -> bool:
+        return ((self.decision is None or run.verdict == self.decision)
+                and (self.end_state is None or run.end_state == self.end_state))
+
+    def form(self, domains: list[str]) -> str:
+        def select(name: str, label: str, values: tuple[str, ...] | list[str], chosen: str | None) -> str:
+            options = "".join(f'<option value="{escape(v)}"{" selected" if v == chosen else ""}>{escape(v)}</option>'
+                              for v in values)
+            return f'<label>{label} <select name="{name}"><option value="">all</option>{options}</select></label> '
+
+        return ('<form class="filters" method="get">' + select("domain", "domain", domains, self.domain)
+                + select("decision", "decision", DECISIONS, self.decision)
+                + select("end_state", "end state", END_STATES, self.end_state)
+                + '<button type="submit">show</button></form>')
+
+
+def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], links: Links,
+                  only: RunFilter | None = None) -> str:
+    only = only or RunFilter()
+    body = ["<h1>Synthetic data gates</h1>", only.form([h.domain for h in histories])]
+    histories = [h for h in histories if only.domain is None or h.domain == only.domain]
     for b in broken:
         body.append(f'<div class="note broken-domain">Domain config skipped: {escape(b.error)}</div>')
     if not histories and not broken:
@@ -199,10 +231,11 @@ def overview_page(histories: list[DomainHistory], broken: list[BrokenDomain], li
         if h.error:
             body.append(f'<div class="note">{escape(h.error)}</div>')
         if h.runs:
-            table = html_table(HISTORY_COLUMNS, [_history_cells(r, links) for r in h.runs],
+            shown = [r for r in h.runs if only.keeps(r)]
+            table = html_table(HISTORY_COLUMNS, [_history_cells(r, links) for r in shown],
                                table_attrs="class=history",
-                               row_attrs=[f'data-run-id="{escape(r.run_id)}"' for r in h.runs])
-            body.append(trend_svg(h.runs) + table)
+                               row_attrs=[f'data-run-id="{escape(r.run_id)}"' for r in shown])
+            body.append(trend_svg(h.runs) + (table if shown else '<p class="muted">No run matches the filter.</p>'))
         elif not h.error:
             body.append('<p class="muted">No gated runs yet.</p>')
         body.append("</section>")

@@ -212,3 +212,19 @@ def test_freshness_says_how_long_since_a_publish_and_how_many_runs_in_a_row_did_
     assert "last published 6 days ago" in line and "2 runs in a row not published" in line
     never = gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", runs[:2])
     assert "never published" in pages._freshness(never) and never.unpublished_streak == 1
+
+
+def test_overview_filters_narrow_the_tables_but_not_the_trend(pages, gated):
+    _, config, runs = gated
+    history = gate_history.domain_history(config)
+    links = pages.Links(plugin="/synth-gates", airflow="")
+    quarantined = pages.overview_page([history], [], links, pages.RunFilter(end_state="quarantined"))
+    assert f'data-run-id="{runs["leaky"].run_id}"' in quarantined
+    assert f'data-run-id="{runs["scored"].run_id}"' not in quarantined and 'class="trend"' in quarantined
+    assert '<option value="quarantined" selected>' in quarantined
+    passed = pages.overview_page([history], [], links, pages.RunFilter(decision="pass"))
+    assert f'data-run-id="{runs["scored"].run_id}"' in passed and f'data-run-id="{runs["leaky"].run_id}"' not in passed
+    other = pages.overview_page([history], [], links, pages.RunFilter(domain="elsewhere"))
+    assert f'data-domain="{DOMAIN}"' not in other
+    none = pages.overview_page([history], [], links, pages.RunFilter(end_state="awaiting review"))
+    assert "No run matches the filter." in none
