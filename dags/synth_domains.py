@@ -17,7 +17,7 @@ from airflow.sdk import DAG, Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from synth_core.domains import DomainFile, discover_domains
-from synth_core.notify import notify_failure
+from synth_core.notify import notify_failure, notify_review
 from synth_dags import tasks
 from synth_dags.assets import approved_asset
 from synth_dags.review import GateReviewOperator
@@ -115,7 +115,8 @@ def domain_dag(domain: DomainFile) -> DAG:
         review = GateReviewOperator(
             task_id="review", subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
             body=REVIEW_BODY.replace("{timeout}", f"{REVIEW_TIMEOUT.total_seconds() / 3600:g} hours"),
-            response_timeout=REVIEW_TIMEOUT, publish_task="publish", quarantine_task="quarantine")
+            response_timeout=REVIEW_TIMEOUT, publish_task="publish", quarantine_task="quarantine",
+            notifiers=[notify_review])
         trained = tasks.train_soft_prompt(path)
         tasks.refresh_targets(path) >> tasks.validate_targets(path) >> trained
         shard_count = config.generation.shards  # fixed at parse time: the mapping and each slice agree

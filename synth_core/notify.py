@@ -1,6 +1,7 @@
-"""Failure alerts: POST a JSON message to a webhook named by an Airflow connection.
+"""Failure alerts and "review needed" messages: POST a JSON message to a webhook named by an Airflow connection.
 
-Use `notify_failure` as a task's (or a DAG's) `on_failure_callback`; it posts to the connection
+Use `notify_failure` as a task's (or a DAG's) `on_failure_callback`, and `notify_review` as the review
+step's notifier (it fires when a batch enters review, with the gate figures and links); both post to the connection
 `synth_alerts` (or the id in `SYNTH_ALERT_CONN_ID`). `WebhookNotifier(conn_id=..., url=...)` is the
 same callback for another connection or a fixed URL. The body is Slack- and
 Teams-compatible (`text`) and carries the run's identifiers as fields:
@@ -22,7 +23,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -74,6 +75,36 @@ def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _score(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+
+def review_message(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The "review needed" message, sent when a batch enters review: the gate's figures, the link to its gate
+    page and to the Airflow run where the Required Action waits. Links are absolute when
+    $AIRFLOW__API__BASE_URL is set (as a deployment sets it), else relative to the Airflow UI."""
+    from urllib.parse import quote
+
+    ti = context.get("ti") or context.get("task_instance")
+    gate = ti.xcom_pull(task_ids="filter_and_gate") or {}
+    dag_id, run_id = ti.dag_id, ti.run_id
+    base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
+    interval = gate.get("mauve_interval") or [None, None]
+    body = {
+        "dag_id": dag_id, "run_id": run_id, "task_id": ti.task_id,
+        "domain": dag_id.removeprefix(DAG_ID_PREFIX) if dag_id.startswith(DAG_ID_PREFIX) else None,
+        "mauve": gate.get("mauve"), "mauve_interval": gate.get("mauve_interval"), "mauve_bar": gate.get("mauve_bar"),
+        "mauve_reference": gate.get("mauve_reference"), "kept": gate.get("kept"), "reasons": gate.get("reasons", []),
+        "gate_page": base + gate["gate_page"] if gate.get("gate_page") else None,
+        "review_url": f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}",
+    }
+    body["text"] = (f"Review needed: {body['domain'] or dag_id} run {run_id}. MAUVE {_score(body['mauve'])} "
+                    f"[{_score(interval[0])}, {_score(interval[1])}] against the bar {_score(body['mauve_bar'])} "
+                    f"(real vs real {_score(body['mauve_reference'])}); {'; '.join(body['reasons'])[:500]}. "
+                    f"Gate page: {body['gate_page']}. Approve or reject (Required Actions): {body['review_url']}")
+    return body
+
+
 def post_json(url: str, body: Mapping[str, Any], attempts: int = 3, backoff_s: float = 1.0,
               timeout_s: float = 10.0) -> int:
     """POST `body` as JSON; retries connection errors and 5xx/429 with doubling back-off. Returns the status."""
@@ -98,16 +129,17 @@ def post_json(url: str, body: Mapping[str, Any], attempts: int = 3, backoff_s: f
 
 
 class WebhookNotifier:
-    """A failure callback posting `failure_message(context)` to the webhook of `conn_id` (or to `url`).
+    """A callback posting `message(context)` (default: `failure_message`) to the webhook of `conn_id` (or `url`):
+    a task's failure callback, or with `review_message` a notifier of the review step.
 
     A plain callable rather than an Airflow `BaseNotifier`, so importing this module never imports
     Airflow (the CLI and the library stay Airflow-free); the connection is looked up when it fires.
     """
 
     def __init__(self, conn_id: str | None = None, url: str | None = None, attempts: int = 3,
-                 backoff_s: float = 1.0):
+                 backoff_s: float = 1.0, message: Callable[[Mapping[str, Any]], dict[str, Any]] = failure_message):
         self.conn_id = conn_id or os.environ.get("SYNTH_ALERT_CONN_ID") or DEFAULT_CONN_ID
-        self.url, self.attempts, self.backoff_s = url, attempts, backoff_s
+        self.url, self.attempts, self.backoff_s, self.message = url, attempts, backoff_s, message
 
     def _resolve_url(self) -> str | None:
         if self.url:
@@ -121,16 +153,22 @@ class WebhookNotifier:
             return None
 
     def __call__(self, context: Any) -> None:
-        body = failure_message(context)
+        body = self.message(context)
         url = self._resolve_url()
         if not url:
             log.warning("no alert webhook configured (Airflow connection %r); not notified: %s",
                         self.conn_id, body["text"])
             return
         status = post_json(url, body, self.attempts, self.backoff_s)
-        log.info("failure alert sent to %s (HTTP %d)", urlparse(url).netloc, status)
+        kind = self.message.__name__.removesuffix("_message")  # failure, review
+        log.info("%s alert sent to %s (HTTP %d)", kind, urlparse(url).netloc, status)
 
 
 def notify_failure(context: Any) -> None:
     """`on_failure_callback` for tasks and DAGs: alert the `synth_alerts` webhook (see the module doc)."""
     WebhookNotifier()(context)
+
+
+def notify_review(context: Any) -> None:
+    """Notifier of the review step: tell the `synth_alerts` webhook that a batch waits for a reviewer."""
+    WebhookNotifier(message=review_message)(context)

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from synth_core.notify import WebhookError, WebhookNotifier, failure_message, webhook_url
+from synth_core.notify import WebhookError, WebhookNotifier, failure_message, review_message, webhook_url
 
 pytestmark = pytest.mark.unit
 
@@ -145,3 +145,21 @@ def test_dag_level_failure_context():
     body = failure_message({"dag_run": dag_run, "reason": "task_failure"})
     assert body["text"] == "Airflow failure: synth__mbpp DAG run (run manual__1): task_failure"
     assert body["task_id"] is None and body["domain"] == "mbpp"
+
+
+def test_review_message_carries_the_gate_figures_and_both_links(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
+    gate = {"mauve": 0.7412, "mauve_interval": [0.69, 0.78], "mauve_bar": 0.7761, "mauve_reference": 0.97,
+            "kept": 400, "reasons": ["MAUVE 0.741 [0.690, 0.780] vs bar 0.776: needs a human review"],
+            "gate_page": "/synth-gates/domains/boolq/runs/manual__2026-12-01T09%3A23%3A08"}
+    ti = SimpleNamespace(dag_id="synth__boolq", task_id="review", run_id="manual__2026-12-01T09:23:08",
+                         xcom_pull=lambda task_ids: gate if task_ids == "filter_and_gate" else None)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    WebhookNotifier(url=webhook.url, message=review_message)({"ti": ti})
+    [received] = webhook.received
+    body = received["json"]
+    assert body["domain"] == "boolq" and body["mauve_bar"] == 0.7761 and body["kept"] == 400
+    assert body["gate_page"] == "https://airflow.example.com" + gate["gate_page"]
+    assert body["review_url"] == "https://airflow.example.com/dags/synth__boolq/runs/manual__2026-12-01T09%3A23%3A08"
+    assert body["text"].startswith("Review needed: boolq run manual__2026-12-01T09:23:08. MAUVE 0.741 [0.690, 0.780] "
+                                   "against the bar 0.776 (real vs real 0.970)")
+    assert "Required Actions" in body["text"] and body["review_url"] in body["text"]
