@@ -20,6 +20,7 @@ class GateReviewOperator(HITLBranchOperator):
     def __init__(self, *, publish_task: str, quarantine_task: str, **kwargs: Any) -> None:
         comment = Param("", type="string", title="Comment",
                         description="why you approve or reject; recorded with the decision (manifest, gate page)")
+        kwargs.pop("params", None)  # the DAG's trigger params: not questions for the reviewer
         super().__init__(options=[APPROVE, REJECT], defaults=[REJECT],
                          options_mapping={APPROVE: publish_task, REJECT: quarantine_task},
                          params={"comment": comment}, **kwargs)
