@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from synth_core.routing import PUBLISH, next_step, quarantine_reason
 from synth_core.store import ArtifactStore, open_store
 
 log = logging.getLogger(__name__)
+HEX = re.compile(r"[0-9a-f]{16,}")  # content hashes: last in a key-figures line, shortened
 
 
 @dataclass(frozen=True)
@@ -319,3 +322,17 @@ def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None =
         summary["quarantine"] = quarantine_batch(config, run, store, reason=quarantine_reason(
             summary["gate"], validation, review="no reviewer outside Airflow"))
     return summary
+
+
+def key_figures(step_name: str, result: Mapping[str, Any]) -> str:
+    """One line a person can read at a glance: numbers first (4 significant digits), then flags and short
+    words, hashes last and cut to 12 characters; lists, dicts and long text are left to the XCom."""
+    numbers, words, hashes = [], [], []
+    for key, value in result.items():
+        if isinstance(value, bool) or (isinstance(value, str) and len(value) < 60 and not HEX.fullmatch(value)):
+            words.append(f"{key}={value}")
+        elif isinstance(value, int | float):
+            numbers.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+        elif isinstance(value, str) and HEX.fullmatch(value):
+            hashes.append(f"{key}={value[:12]}")
+    return f"{step_name}: " + ", ".join(numbers + words + hashes)

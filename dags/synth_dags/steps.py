@@ -11,7 +11,6 @@ anything else (S3 or worker trouble) is left to the task's retries with exponent
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from synth_core.config import DomainConfig
 
 log = logging.getLogger(__name__)
-HEX = re.compile(r"[0-9a-f]{16,}")  # content hashes: last in a key-figures line, shortened
 
 # DAG param -> dotted config keys it overrides
 PARAM_OVERRIDES = {"num_samples": ("generation.num_samples",), "steps": ("soft_prompt.steps",),
@@ -72,21 +70,9 @@ def run_step(step: Callable[..., dict[str, Any]], config_path: str, *, first: bo
     return result
 
 
-def key_figures(step_name: str, result: Mapping[str, Any]) -> str:
-    """One line a person can read at a glance: numbers first (4 significant digits), then flags and short
-    words, hashes last and cut to 12 characters; lists, dicts and long text are left to the XCom."""
-    numbers, words, hashes = [], [], []
-    for key, value in result.items():
-        if isinstance(value, bool) or (isinstance(value, str) and len(value) < 60 and not HEX.fullmatch(value)):
-            words.append(f"{key}={value}")
-        elif isinstance(value, int | float):
-            numbers.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-        elif isinstance(value, str) and HEX.fullmatch(value):
-            hashes.append(f"{key}={value[:12]}")
-    return f"{step_name}: " + ", ".join(numbers + words + hashes)
-
-
 def log_key_figures(step_name: str, result: Mapping[str, Any]) -> None:
+    from synth_core.pipeline import key_figures
+
     log.info("%s", key_figures(step_name, result))
 
 

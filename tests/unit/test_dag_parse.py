@@ -141,9 +141,8 @@ def test_route_names_the_task_for_every_gate_decision_and_validation_result():
     assert "rejected on review" in quarantine_reason({"decision": "review", "reasons": ["x"]}, valid)
 
 
-def test_key_figures_line_puts_rounded_numbers_first_and_shortened_hashes_last(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "dags"))
-    from synth_dags.steps import key_figures
+def test_key_figures_line_puts_rounded_numbers_first_and_shortened_hashes_last():
+    from synth_core.pipeline import key_figures
 
     line = key_figures("train_soft_prompt", {
         "checkpoint_hash": "9f2c" * 16, "run_id": "manual__2026-12-01", "skipped": False, "final_loss": 1.276412345,
