@@ -34,6 +34,9 @@ DEFAULT_ARGS = {
 # how long a gate review waits for a human before it defaults to Reject (a deployment setting:
 # production waits a week, `make demo` a few minutes)
 REVIEW_TIMEOUT = timedelta(minutes=float(os.environ.get("SYNTH_REVIEW_TIMEOUT_MINUTES", 7 * 24 * 60)))
+_minutes = REVIEW_TIMEOUT.total_seconds() / 60
+REVIEW_TIMEOUT_TEXT = (f"{_minutes:g} minutes" if _minutes < 120 else
+                       f"{_minutes / 60:g} hours" if _minutes < 72 * 60 else f"{_minutes / 1440:g} days")
 
 DOMAIN_DOC = """
 # Synthetic data: `{name}`
@@ -114,7 +117,7 @@ def domain_dag(domain: DomainFile) -> DAG:
     def synth_domain() -> None:
         review = GateReviewOperator(
             task_id="review", subject=f"Publish the {config.name} batch of run {{{{ run_id }}}}?",
-            body=REVIEW_BODY.replace("{timeout}", f"{REVIEW_TIMEOUT.total_seconds() / 3600:g} hours"),
+            body=REVIEW_BODY.replace("{timeout}", REVIEW_TIMEOUT_TEXT),
             response_timeout=REVIEW_TIMEOUT, publish_task="publish", quarantine_task="quarantine",
             notifiers=[notify_review])
         trained = tasks.train_soft_prompt(path)
