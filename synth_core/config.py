@@ -142,6 +142,8 @@ class GeneratorConfig:
                           metadata={"help": "embedded:all-minilm-l6-v2 or any sentence-transformers model"})
     allow_download: bool = field(default=False, metadata={"help": "permit hub downloads for non-local ids"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={
+        "help": "dtype of the frozen LM's weights; auto: bfloat16 on a GPU with native bf16, else float32"})
 
 
 VARIANTS = ("nsp", "mpk", "mc")

@@ -6,6 +6,10 @@ same decoding, same number of new tokens), the prefill of a batch of left-padded
 length (the few-shot baseline's cost), one training step, training on real GSM8K rows with random
 batches against length-pooled ones, model load cold and cached, and the fraction of this machine's
 measured matmul peak that generation reaches.
+
+Generation is compared like with like: ours and plain `generate` with the weights in fp32, then both
+in bf16, and each at its best dtype. Every tensor lives on the model's device and every timing
+synchronises CUDA, so the same bench runs on a GPU worker.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -21,41 +26,83 @@ from synth_core.config import GenerationConfig, GeneratorConfig
 from synth_core.generation.decoding import prefill, sample_batch
 from synth_core.models import FrozenLM, load_frozen_lm
 
+BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-def matmul_peak_gflops(dtype: torch.dtype, size: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.mm(a, b)
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timing covers the kernels and not only their launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """Seconds `fn(*args)` takes on `device`, and what it returned."""
+    synchronize(device)
     started = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+    out = fn(*args)
+    synchronize(device)
+    return time.perf_counter() - started, out
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 1024, repeats: int = 10) -> float:
+    """The measured matmul rate of `device` in `dtype`: the roofline that generation's rate is read against."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    torch.mm(a, b)
+    seconds, _ = timed(device, lambda: [torch.mm(a, b) for _ in range(repeats)])
+    return 2 * size**3 * repeats / seconds / 1e9
 
 
 def _prefix(lm: FrozenLM, batch: int, num_tokens: int) -> torch.Tensor:
-    table = lm.model.get_input_embeddings().weight.detach().float()
+    table = lm.model.get_input_embeddings().weight.detach()
     rows = torch.randint(0, table.shape[0], (batch * num_tokens,), generator=torch.Generator().manual_seed(0))
-    return table[rows].reshape(batch, num_tokens, -1)
+    return table[rows.to(table.device)].reshape(batch, num_tokens, -1)
 
 
 @torch.no_grad()
 def plain_generate_tokens_per_second(lm: FrozenLM, batch: int, settings: GenerationConfig, num_tokens: int) -> float:
-    """The reference: fp32 HF generate with the soft prefix as inputs_embeds, forced to full length."""
+    """The reference: HF generate in the model's dtype, the soft prefix as inputs_embeds, forced to full length."""
     prefix = _prefix(lm, batch, num_tokens)
+    mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
     torch.manual_seed(0)
-    started = time.perf_counter()
-    lm.model.generate(inputs_embeds=prefix, attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long),
-                      do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0,
-                      max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.max_new_tokens,
-                      pad_token_id=lm.tokenizer.pad_token_id)
-    return batch * settings.max_new_tokens / (time.perf_counter() - started)
+    seconds, _ = timed(lm.device, lambda: lm.model.generate(
+        inputs_embeds=prefix, attention_mask=mask, do_sample=True, temperature=settings.temperature,
+        top_p=settings.top_p, top_k=0, max_new_tokens=settings.max_new_tokens,
+        min_new_tokens=settings.max_new_tokens, pad_token_id=lm.tokenizer.pad_token_id))
+    return batch * settings.max_new_tokens / seconds
 
 
 def ours_tokens_per_second(lm: FrozenLM, batch: int, settings: GenerationConfig, num_tokens: int) -> float:
-    """Our sampler as the product runs it (dtype from settings), counting the tokens it really produced."""
+    """Our sampler in the model's dtype, counting the tokens it really produced."""
     prefix = _prefix(lm, batch, num_tokens)
-    started = time.perf_counter()
-    out = sample_batch(lm, settings, seed=0, inputs_embeds=prefix)
-    return sum(out.new_tokens) / (time.perf_counter() - started)
+    seconds, out = timed(lm.device, lambda: sample_batch(lm, settings, seed=0, inputs_embeds=prefix))
+    return sum(out.new_tokens) / seconds
+
+
+def generation_like_with_like(lm: FrozenLM, batch: int, settings: GenerationConfig, num_tokens: int, repeats: int,
+                              peak: dict[str, float], params: int) -> dict:
+    """Ours against plain `generate` at one batch size, both in each of `BENCH_DTYPES`, then each at its best
+    dtype; best of `repeats`, interleaved, so every figure saw the same machine. The model is left in its
+    original dtype."""
+    original = lm.model.dtype
+    runs: dict[str, dict[str, list[float]]] = {name: {"plain": [], "ours": []} for name in BENCH_DTYPES}
+    for _ in range(repeats):
+        for name, dtype in BENCH_DTYPES.items():
+            lm.model.to(dtype)
+            runs[name]["plain"].append(plain_generate_tokens_per_second(lm, batch, settings, num_tokens))
+            runs[name]["ours"].append(ours_tokens_per_second(lm, batch, settings, num_tokens))
+    lm.model.to(original)
+    row: dict = {"batch": batch}
+    for name, figures in runs.items():
+        plain, ours = max(figures["plain"]), max(figures["ours"])
+        row[name] = {"plain_tok_s": plain, "ours_tok_s": ours, "ours_vs_plain": ours / plain,
+                     "plain_fraction_of_peak": plain * 2 * params / 1e9 / peak[name],
+                     "ours_fraction_of_peak": ours * 2 * params / 1e9 / peak[name]}
+    plain_dtype = max(BENCH_DTYPES, key=lambda name: row[name]["plain_tok_s"])
+    ours_dtype = max(BENCH_DTYPES, key=lambda name: row[name]["ours_tok_s"])
+    row["best"] = {"plain_dtype": plain_dtype, "ours_dtype": ours_dtype,
+                   "ours_vs_plain": row[ours_dtype]["ours_tok_s"] / row[plain_dtype]["plain_tok_s"]}
+    return row
 
 
 @torch.no_grad()
@@ -64,40 +111,47 @@ def prompt_prefill_seconds(lm: FrozenLM, lengths: list[int], repeats: int) -> di
     ours (each row unpadded, into one padded KV cache); best of `repeats`, interleaved."""
     rows = [torch.randint(0, len(lm.tokenizer), (n,), generator=torch.Generator().manual_seed(n)) for n in lengths]
     width = max(lengths)
-    input_ids = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0)) for r in rows])
-    mask = torch.stack([torch.nn.functional.pad(torch.ones_like(r), (width - len(r), 0)) for r in rows])
+    input_ids = torch.stack([torch.nn.functional.pad(r, (width - len(r), 0)) for r in rows]).to(lm.device)
+    mask = torch.stack([torch.nn.functional.pad(torch.ones_like(r), (width - len(r), 0)) for r in rows]).to(lm.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     embeds = lm.model.get_input_embeddings()(input_ids)
     padded, ours = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
-        lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        padded.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        prefill(lm.model, embeds, mask, positions)
-        ours.append(time.perf_counter() - started)
+        padded.append(timed(lm.device, lambda: lm.model(inputs_embeds=embeds, attention_mask=mask,
+                                                         position_ids=positions, use_cache=True, logits_to_keep=1))[0])
+        ours.append(timed(lm.device, prefill, lm.model, embeds, mask, positions)[0])
     return {"rows": len(lengths), "min_length": min(lengths), "max_length": width, "dtype": str(lm.model.dtype),
             "padded_batch_s": min(padded), "ours_s": min(ours), "speedup": min(padded) / min(ours)}
 
 
-def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: bool) -> dict[str, float]:
-    from synth_core.softprompt import build_soft_prompt
+def backward_pass(lm: FrozenLM, prompt: Any, context: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor,
+                  bf16: bool) -> int:
+    """One forward and backward pass of the soft prompt's training loss; the number of target tokens."""
     from synth_core.softprompt.training import target_nll
 
+    nll, count = target_nll(lm, prompt, context, input_ids, mask, bf16)
+    (nll / count).backward()
+    return count
+
+
+def training_step(lm: FrozenLM, batch: int, length: int, num_tokens: int, bf16: bool) -> dict[str, float]:
+    """One optimiser step of an `mc` soft prompt on random tokens; best of two after a warm-up."""
+    from synth_core.softprompt import build_soft_prompt
+
     prompt = build_soft_prompt("mc", {"num_tokens": num_tokens, "hidden_size": lm.hidden_size, "context_dim": 384,
-                                      "mlp_hidden": 64})
+                                      "mlp_hidden": 64}).to(lm.device)
     optimizer = torch.optim.AdamW(prompt.parameters(), lr=1e-3)
-    input_ids = torch.randint(0, len(lm.tokenizer), (batch, length))
+    input_ids = torch.randint(0, len(lm.tokenizer), (batch, length), device=lm.device)
     mask = torch.ones_like(input_ids)
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        nll, count = target_nll(lm, prompt, torch.randn(batch, 384), input_ids, mask, bf16)
-        (nll / count).backward()
+    context = torch.randn(batch, 384, device=lm.device)
+
+    def step() -> None:
+        backward_pass(lm, prompt, context, input_ids, mask, bf16)
         optimizer.step()
         optimizer.zero_grad()
-        timings.append(time.perf_counter() - started)
-    seconds = min(timings[1:])
+
+    step()  # warm-up: the first step pays for allocations
+    seconds = min(timed(lm.device, step)[0] for _ in range(2))
     return {"seconds": seconds, "tokens_per_second": batch * length / seconds}
 
 
@@ -107,9 +161,9 @@ def training_batches(lm: FrozenLM, token_rows: list[list[int]], batch: int, step
     import numpy as np
 
     from synth_core.softprompt import build_soft_prompt
-    from synth_core.softprompt.training import batch_rows, collate, target_nll
+    from synth_core.softprompt.training import batch_rows, collate
 
-    prompt = build_soft_prompt("nsp", {"num_tokens": 16, "hidden_size": lm.hidden_size, "context_dim": 1})
+    prompt = build_soft_prompt("nsp", {"num_tokens": 16, "hidden_size": lm.hidden_size, "context_dim": 1}).to(lm.device)
     lengths = np.array([len(row) for row in token_rows])
     schemes = {"random": lambda step: np.random.default_rng([0, step]).choice(len(lengths), batch, replace=False),
                "length_pooled": lambda step: batch_rows(lengths, batch, step, seed=0)}
@@ -117,11 +171,9 @@ def training_batches(lm: FrozenLM, token_rows: list[list[int]], batch: int, step
     for step in range(steps):
         for name, rows_of in schemes.items():
             input_ids, mask = collate([token_rows[i] for i in rows_of(step)], lm.tokenizer.pad_token_id)
-            started = time.perf_counter()
-            nll, count = target_nll(lm, prompt, torch.zeros(batch, 1), input_ids, mask, bf16)
-            (nll / count).backward()
+            seconds, count = timed(lm.device, backward_pass, lm, prompt, torch.zeros(batch, 1), input_ids, mask, bf16)
             prompt.zero_grad()
-            figures[name]["seconds"] += time.perf_counter() - started
+            figures[name]["seconds"] += seconds
             figures[name]["tokens"] += count
             figures[name]["padded_tokens"] += mask.numel()
     result = {"batch": batch, "steps": steps, "rows": len(token_rows), "mean_length": float(lengths.mean()),
@@ -154,29 +206,14 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
         results["load_seconds"] = {"cold_gguf": cold.load_seconds, "cached_safetensors": warm.load_seconds}
     lm = load_frozen_lm(GeneratorConfig(model=model))
     params = sum(p.numel() for p in lm.model.parameters())
-    peak = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    peak = {name: matmul_peak_gflops(dtype, lm.device) for name, dtype in BENCH_DTYPES.items()}
     results["matmul_peak_gflops"] = peak
     base = GenerationConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=0.95)
-    ours_settings = replace(base, bf16=True)
-    results["generation"] = []
-    for batch in batches:
-        runs = []
-        for _ in range(repeats):  # interleaved, best of `repeats`: the machine is shared and noisy
-            lm.model.float()
-            plain = plain_generate_tokens_per_second(lm, batch, base, num_tokens)
-            ours_fp32 = ours_tokens_per_second(lm, batch, base, num_tokens)
-            lm.model.to(torch.bfloat16)
-            runs.append((plain, ours_fp32, ours_tokens_per_second(lm, batch, ours_settings, num_tokens)))
-        plain, ours_fp32, ours_bf16 = (max(column) for column in zip(*runs, strict=True))
-        results["generation"].append({
-            "batch": batch, "plain_generate_tok_s": plain, "ours_fp32_tok_s": ours_fp32, "ours_bf16_tok_s": ours_bf16,
-            "speedup_bf16_vs_plain": ours_bf16 / plain,
-            "fraction_of_fp32_peak_plain": plain * 2 * params / 1e9 / peak["fp32"],
-            "fraction_of_bf16_peak_ours": ours_bf16 * 2 * params / 1e9 / peak["bf16"]})
+    results["generation"] = [generation_like_with_like(lm, batch, base, num_tokens, repeats, peak, params)
+                             for batch in batches]
     low, high = prompt_lengths  # GSM8K's 3-shot prompts run 370-800 tokens
     results["prompt_prefill"] = prompt_prefill_seconds(
         lm, [low + (high - low) * i // max(prompt_rows - 1, 1) for i in range(prompt_rows)], repeats)
-    lm.model.float()
     results["training_step"] = {"batch": 8, "length": 64,
                                 "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
                                 "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}

@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,7 +31,9 @@ from synth_core.softprompt.checkpoint import (
     load_optimizer_state,
     save_checkpoint,
 )
-from synth_core.sources import TargetSplit
+
+if TYPE_CHECKING:  # sources needs pandas; a GPU device check trains a soft prompt without it
+    from synth_core.sources import TargetSplit
 
 log = logging.getLogger(__name__)
 

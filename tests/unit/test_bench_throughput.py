@@ -19,13 +19,20 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [row["batch"] for row in result["generation"]] == [1, 2]
     for row in result["generation"]:
-        assert row["plain_generate_tok_s"] > 0 and row["ours_bf16_tok_s"] > 0
-        assert row["speedup_bf16_vs_plain"] == pytest.approx(row["ours_bf16_tok_s"] / row["plain_generate_tok_s"])
+        for dtype in ("fp32", "bf16"):  # like with like: both samplers in each dtype
+            figures = row[dtype]
+            assert figures["plain_tok_s"] > 0 and figures["ours_tok_s"] > 0
+            assert figures["ours_vs_plain"] == pytest.approx(figures["ours_tok_s"] / figures["plain_tok_s"])
+            assert 0 < figures["ours_fraction_of_peak"]
+        best = row["best"]
+        assert best["ours_vs_plain"] == pytest.approx(row[best["ours_dtype"]]["ours_tok_s"]
+                                                      / row[best["plain_dtype"]]["plain_tok_s"])
+        assert row[best["ours_dtype"]]["ours_tok_s"] == max(row[d]["ours_tok_s"] for d in ("fp32", "bf16"))
     prompts = result["prompt_prefill"]
     assert (prompts["rows"], prompts["min_length"], prompts["max_length"]) == (16, 256, 768)
     assert prompts["speedup"] == pytest.approx(prompts["padded_batch_s"] / prompts["ours_s"])
     assert result["training_step"]["fp32"]["seconds"] > 0
-    assert result["matmul_peak_gflops"]["fp32"] > 0
+    assert result["matmul_peak_gflops"]["fp32"] > 0 and result["matmul_peak_gflops"]["bf16"] > 0
     batches = result["training_batches"]
     assert (batches["rows"], batches["steps"], batches["batch"]) == (400, 2, 8) and batches["mean_length"] > 50
     assert batches["length_pooled"]["useful_token_fraction"] > batches["random"]["useful_token_fraction"]
