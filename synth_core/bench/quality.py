@@ -154,7 +154,7 @@ def second_space_mauve(config: DomainConfig, kept: list[str], train: list[str], 
     generator's mean-pooled hidden states): selection works in the gate's (MiniLM) space, so a gain there
     alone proves little. Equal-size samples, the gate's MAUVE settings; None with too few rows."""
     from synth_core.quality.gate import sample_rows
-    from synth_core.quality.mauve_score import MauveSettings, mauve_over_seeds, resolve_num_buckets
+    from synth_core.quality.mauve_score import gate_mauve_settings, mauve_over_seeds
 
     gate = config.gate
     size = min(len(kept), len(train), len(test), gate.max_rows)
@@ -162,8 +162,7 @@ def second_space_mauve(config: DomainConfig, kept: list[str], train: list[str], 
         return None
     synthetic, real_train, real_test = (featurize(sample_rows(rows, size, gate.sample_seed, stream))
                                         for stream, rows in enumerate((kept, train, test)))
-    settings = MauveSettings(resolve_num_buckets(gate.mauve_num_buckets, size), gate.mauve_scaling_factor,
-                             tuple(gate.mauve_seeds), size)
+    settings = gate_mauve_settings(gate, size)
     return {"mauve": round(mauve_over_seeds(synthetic, real_test, settings).mean, 4),
             "reference": round(mauve_over_seeds(real_train, real_test, settings).mean, 4), "rows": size}
 

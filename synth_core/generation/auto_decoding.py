@@ -74,15 +74,14 @@ def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str]
 
 def _mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
     from synth_core.quality.gate import sample_rows
-    from synth_core.quality.mauve_score import MauveSettings, mauve_over_seeds, resolve_num_buckets
+    from synth_core.quality.mauve_score import gate_mauve_settings, mauve_over_seeds
 
     size = min(len(valid), len(validation))
     if size < MIN_SCORED_ROWS:
         return None
     gate = config.gate
     real, synthetic = sample_rows(validation, size, gate.sample_seed, 1), sample_rows(valid, size, gate.sample_seed, 0)
-    buckets = min(resolve_num_buckets(gate.mauve_num_buckets, size), max(2, size // 5))
-    settings = MauveSettings(buckets, gate.mauve_scaling_factor, tuple(gate.mauve_seeds), size)
+    settings = gate_mauve_settings(gate, size, max_buckets=max(2, size // 5))
     return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
 
 

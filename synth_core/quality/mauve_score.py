@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synth_core.config import GateConfig
 
 # Fixed mauve-text settings, recorded in every report; the configurable ones live in GateConfig.
 KMEANS_EXPLAINED_VARIANCE = 0.9
@@ -61,6 +65,14 @@ def resolve_num_buckets(num_buckets: int | str, sample_size: int) -> int:
     if num_buckets == "auto":
         return max(2, round(sample_size / 10))
     return int(num_buckets)
+
+
+def gate_mauve_settings(gate: GateConfig, size: int, max_buckets: int | None = None) -> MauveSettings:
+    """A domain's gate MAUVE settings for `size` rows a side, so every score set beside the gate's (decoding
+    choice, the quality bench's second feature space) is computed as the gate computes it."""
+    buckets = resolve_num_buckets(gate.mauve_num_buckets, size)
+    return MauveSettings(min(buckets, max_buckets) if max_buckets else buckets, gate.mauve_scaling_factor,
+                         tuple(gate.mauve_seeds), size)
 
 
 def mauve_over_seeds(p_features: np.ndarray, q_features: np.ndarray, settings: MauveSettings) -> MauveScore:
