@@ -1,8 +1,9 @@
-"""The PII pattern table: named regexes that targets (validation) and synthetic rows (gate) are held to.
+"""The PII pattern table: the names a domain may list in `validation.forbid_patterns` and
+`gate.pii_patterns`, and the Presidio entity each name stands for.
 
-A leaf module (it imports nothing of ours), so the config can check pattern names on load without
-importing the validation or quality packages. A domain names patterns from `PII_PATTERNS` or gives its
-own as `regex:<pattern>`.
+A leaf module (it imports nothing of ours, nor Presidio), so the config can check pattern names on load
+without importing the detector. A domain names patterns from `PII_PATTERNS` or gives its own as
+`regex:<pattern>`; detection itself is in `synth_core.quality.pii`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ from __future__ import annotations
 import re
 
 PII_PATTERNS = {
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    "phone": r"(?<!\d)(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)",
-    "card_number": r"(?<!\d)(?:\d{4}[ -]){3}\d{4}(?!\d)|(?<!\d)\d{16}(?!\d)",
-    "us_ssn": r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)",
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",  # the phonenumbers library's matcher, several countries' formats
+    "card_number": "CREDIT_CARD",  # with its Luhn checksum: a 16-digit order number is not a card
+    "us_ssn": "US_SSN",
+    "iban": "IBAN_CODE",  # with its checksum
+    "ip_address": "IP_ADDRESS",
 }
 CUSTOM_PREFIX = "regex:"
 
 
-def pattern_regex(spec: str) -> str:
-    """The regex of a pattern name, or of a `regex:<pattern>` spec."""
-    return spec.removeprefix(CUSTOM_PREFIX) if spec.startswith(CUSTOM_PREFIX) else PII_PATTERNS[spec]
+def custom_regex(spec: str) -> str | None:
+    """The regex of a `regex:<pattern>` spec; None for a named pattern."""
+    return spec.removeprefix(CUSTOM_PREFIX) if spec.startswith(CUSTOM_PREFIX) else None
 
 
 def check_pattern_spec(spec: str) -> None:
@@ -28,6 +31,6 @@ def check_pattern_spec(spec: str) -> None:
     if not spec.startswith(CUSTOM_PREFIX) and spec not in PII_PATTERNS:
         raise ValueError(f"{spec!r}: must be one of {sorted(PII_PATTERNS)} or '{CUSTOM_PREFIX}<pattern>'")
     try:
-        re.compile(pattern_regex(spec))
+        re.compile(custom_regex(spec) or "")
     except re.error as exc:
         raise ValueError(f"{spec!r}: not a valid regex ({exc})") from None

@@ -11,7 +11,14 @@ import io
 import time
 from typing import TYPE_CHECKING, Any
 
-from synth_core.expectations import Batch, expectation_specs, failed_expectations, render_html, run_suite
+from synth_core.expectations import (
+    Batch,
+    expectation_specs,
+    failed_expectations,
+    render_html,
+    run_suite,
+    with_pii_flags,
+)
 from synth_core.layout import (
     APPROVED_BATCH_DIR,
     GATE_STEP,
@@ -40,7 +47,8 @@ def _validate_and_record(config: DomainConfig, run_id: str, store: ArtifactStore
                          frame: pd.DataFrame) -> dict[str, Any]:
     started = time.perf_counter()
     prefix = run_prefix(config.name, run_id, VALIDATION_STEPS[batch])
-    result = run_suite(frame, expectation_specs(config, batch), f"{config.name}_{batch}")
+    flagged = with_pii_flags(frame, config.validation.forbid_patterns)
+    result = run_suite(flagged, expectation_specs(config, batch), f"{config.name}_{batch}")
     failures = failed_expectations(result)
     result["meta"] = {"domain": config.name, "run_id": run_id, "batch": batch, "rows": len(frame),
                       "config_hash": config.config_hash("source", "validation")}

@@ -1,5 +1,5 @@
 """`synth bench`: throughput (generator and trainer against plain transformers), quality, and the gate's
-leakage check and error rates."""
+leakage check and error rates, and PII detection."""
 
 from __future__ import annotations
 
@@ -60,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("--domains-dir", type=Path, default=Path("domains"))
     gate.add_argument("--out", type=Path, required=True)
     gate.set_defaults(run=run_gate_bench)
+    pii = kinds.add_parser("pii", help="PII detection (Presidio) against the regex table it replaced: precision and "
+                           "recall on a labelled set, and the share of real target rows flagged")
+    pii.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
+    pii.add_argument("--domains-dir", type=Path, default=Path("domains"))
+    pii.set_defaults(run=run_pii)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -127,6 +132,14 @@ def run_leakage(args: argparse.Namespace) -> int:
           "outcomes": {d["domain"]: {name: b["outcome"] for name, b in d["batches"].items()}
                        for d in results["domains"]}})
     return 0 if results["all_as_expected"] else 1
+
+
+def run_pii(args: argparse.Namespace) -> int:
+    from synth_core.bench.pii import run_pii_bench
+    from synth_core.cli import emit
+
+    emit({"bench": "pii", **run_pii_bench([args.domains_dir / f"{d}.yaml" for d in args.domains.split(",")])})
+    return 0
 
 
 def run_gate_bench(args: argparse.Namespace) -> int:
