@@ -120,16 +120,18 @@ def trend_svg(runs: list[GateRun], width: int = 640, height: int = 180) -> str:
     def y(v: float) -> float:
         return top + plot_h * (1 - min(max(v, 0.0), 1.0))
 
-    def line(values: list[float | None], colour: str, dash: str) -> str:
+    def line(values: list[float | None], colour: str, dash: str, level: bool = False) -> str:
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if v is not None)
+        if level and len(values) == 1 and values[0] is not None:  # one run: the bar as a level, not a lone point
+            points = f"{left},{y(values[0]):.1f} {left + plot_w},{y(values[0]):.1f}"
         return (f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5" '
                 f'stroke-dasharray="{dash}"/>')
 
     parts = [f'<line x1="{left}" y1="{y(t):.1f}" x2="{left + plot_w}" y2="{y(t):.1f}" stroke="#eaeef2"/>'
              f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="10" text-anchor="end">{t:.2f}</text>'
              for t in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    parts.append(line([r.mauve_reference for r in scored], "#57606a", "2 3"))
-    parts.append(line([r.mauve_threshold for r in scored], "#cf222e", "6 3"))
+    parts.append(line([r.mauve_reference for r in scored], "#57606a", "2 3", level=True))
+    parts.append(line([r.mauve_threshold for r in scored], "#cf222e", "6 3", level=True))
     parts.append(line([r.mauve for r in scored], "#0969da", ""))
     for i, r in enumerate(scored):
         colour = COLOURS.get(_outcome_class(r.verdict or ""), "#57606a")

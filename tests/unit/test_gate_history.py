@@ -160,6 +160,22 @@ def test_trend_chart_draws_scored_runs_oldest_first(pages, gated):
     assert "No scored runs" in pages.trend_svg([r for r in runs if r.mauve is None])
 
 
+def test_trend_tick_labels_sit_on_their_gridlines_and_one_run_draws_its_bar(pages, gated):
+    import re
+
+    _, config, _ = gated
+    [run] = [r for r in gate_history.domain_history(config).runs if r.mauve is not None][:1]
+    svg = pages.trend_svg([run])
+    gridlines = [float(v) for v in re.findall(r'<line x1="40" y1="([\d.]+)"[^>]*stroke="#eaeef2"', svg)]
+    labels = [(float(v), float(y)) for y, v in re.findall(r'<text x="34" y="([\d.]+)"[^>]*>([\d.]+)</text>', svg)]
+    assert [v for v, _ in labels] == [0.0, 0.25, 0.5, 0.75, 1.0]  # two decimals: 0.25 no longer reads "0.2"
+    top, bottom = min(gridlines), max(gridlines)
+    for (value, label_y), line_y in zip(labels, gridlines, strict=True):
+        assert label_y - 4 == pytest.approx(line_y) and line_y == pytest.approx(bottom - value * (bottom - top))
+    polylines = re.findall(r'<polyline points="([^"]+)"', svg)
+    assert len(polylines) == 3 and all(len(points.split()) == 2 for points in polylines[:2])  # reference, bar
+
+
 def test_a_batch_the_gate_passes_but_validation_rejects_shows_as_failed_validation(pages, tmp_path):
     """The synthetic validation runs before publishing; a batch it rejects is never shown as a pass."""
     config = load_domain(write_domain_yaml(tmp_path)).with_overrides({"validation.extra_expectations": [
