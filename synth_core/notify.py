@@ -13,6 +13,11 @@ The connection holds the URL as `extra.webhook_url`, or in its URI form, e.g.
 `AIRFLOW_CONN_SYNTH_ALERTS='https://hooks.example.com/services/T0/B0/XYZ'`. No connection configured
 means no alert (logged as a warning). A webhook that still fails after retries raises
 `WebhookError`, which Airflow logs with the callback; the URL itself (often a secret) is never logged.
+
+The same messages also go by e-mail when `SYNTH_ALERT_EMAIL_TO` lists addresses: `EmailNotifier` hands
+them to the SMTP provider's `SmtpNotifier`, which sends through the Airflow SMTP connection
+`SYNTH_ALERT_SMTP_CONN_ID` (default `smtp_default`: host, port, login, password; `extra.from_email`).
+One builder per message (`failure_message`, `review_message`) feeds both channels.
 """
 
 from __future__ import annotations
@@ -164,11 +169,48 @@ class WebhookNotifier:
         log.info("%s alert sent to %s (HTTP %d)", kind, urlparse(url).netloc, status)
 
 
+def email_html(body: Mapping[str, Any]) -> str:
+    """A message as a small HTML mail: its text, then every field in a table."""
+    from html import escape
+
+    rows = "".join(f"<tr><th align=left>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+                   for k, v in body.items() if k != "text" and v not in (None, "", []))
+    return f"<p>{escape(body['text'])}</p><table>{rows}</table>"
+
+
+class EmailNotifier:
+    """A callback sending `message(context)` by e-mail to `to` (default: $SYNTH_ALERT_EMAIL_TO, comma-separated)
+    through the SMTP provider's `SmtpNotifier` and the connection `conn_id` (default: $SYNTH_ALERT_SMTP_CONN_ID,
+    else `smtp_default`). No addresses: nothing sent, nothing logged."""
+
+    def __init__(self, to: str | None = None, conn_id: str | None = None,
+                 message: Callable[[Mapping[str, Any]], dict[str, Any]] = failure_message):
+        self.to, self.conn_id, self.message = to, conn_id, message
+
+    def __call__(self, context: Any) -> None:
+        to = [a.strip() for a in (self.to or os.environ.get("SYNTH_ALERT_EMAIL_TO", "")).split(",") if a.strip()]
+        if not to:
+            return
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        body = self.message(context)
+        conn_id = self.conn_id or os.environ.get("SYNTH_ALERT_SMTP_CONN_ID") or "smtp_default"
+        # notify(), not __call__: the message is final text, not a Jinja template to render
+        SmtpNotifier(to=to, subject=body["text"].split(". ")[0][:150], html_content=email_html(body),
+                     smtp_conn_id=conn_id).notify(dict(context))
+        kind = self.message.__name__.removesuffix("_message")
+        log.info("%s alert e-mailed to %d address(es) through %s", kind, len(to), conn_id)
+
+
 def notify_failure(context: Any) -> None:
-    """`on_failure_callback` for tasks and DAGs: alert the `synth_alerts` webhook (see the module doc)."""
+    """`on_failure_callback` for tasks and DAGs: alert the `synth_alerts` webhook and, when configured, by e-mail
+    (see the module doc)."""
     WebhookNotifier()(context)
+    EmailNotifier()(context)
 
 
 def notify_review(context: Any) -> None:
-    """Notifier of the review step: tell the `synth_alerts` webhook that a batch waits for a reviewer."""
+    """Notifier of the review step: tell the `synth_alerts` webhook, and the e-mail list when configured, that a
+    batch waits for a reviewer."""
     WebhookNotifier(message=review_message)(context)
+    EmailNotifier(message=review_message)(context)

@@ -163,3 +163,49 @@ def test_review_message_carries_the_gate_figures_and_both_links(webhook: Webhook
     assert body["text"].startswith("Review needed: boolq run manual__2026-12-01T09:23:08. MAUVE 0.741 [0.690, 0.780] "
                                    "against the bar 0.776 (real vs real 0.970)")
     assert "Required Actions" in body["text"] and body["review_url"] in body["text"]
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd) on a free local port, keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+                sink.messages.append(envelope)
+                return "250 OK"
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+
+def test_failure_and_review_alerts_are_e_mailed_through_the_smtp_provider(tmp_path: Path):
+    import email
+
+    sink = MailSink()
+    try:
+        conn = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port,
+                           "extra": {"from_email": "synth@example.com", "disable_ssl": True, "disable_tls": True}})
+        done = in_airflow_task("notify_failure(context)", tmp_path, SYNTH_ALERT_EMAIL_TO="ops@example.com, dg@example.com",
+                               AIRFLOW_CONN_SMTP_DEFAULT=conn)
+        assert done.returncode == 0, done.stderr[-3000:]
+        [mail] = sink.messages
+        assert sorted(mail.rcpt_tos) == ["dg@example.com", "ops@example.com"] and mail.mail_from == "synth@example.com"
+        message = email.message_from_bytes(mail.content)
+        assert message["Subject"].startswith("Airflow failure: synth__gsm8k generate[1]")
+        html = next(part for part in message.walk() if part.get_content_type() == "text/html").get_payload(decode=True)
+        assert b"CUDA out of memory" in html and b"http://airflow/log" in html
+        assert "failure alert e-mailed to 2 address(es) through smtp_default" in done.stdout
+        done = in_airflow_task("notify_failure(context)", tmp_path, AIRFLOW_CONN_SMTP_DEFAULT=conn)
+        assert done.returncode == 0 and len(sink.messages) == 1  # no addresses configured: no mail
+    finally:
+        sink.controller.stop()
