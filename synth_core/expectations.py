@@ -65,8 +65,7 @@ def with_pii_flags(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     from synth_core.quality.pii import PiiScanner
 
     scanner = PiiScanner(names)
-    found = [{spec for _, _, spec in scanner.matches(text)} if isinstance(text, str) else set()
-             for text in frame["text"]]
+    found = [scanner.found(text) if isinstance(text, str) else set() for text in frame["text"]]
     return frame.assign(**{pii_column(name): [name in row for row in found] for name in names})
 
 

@@ -111,9 +111,13 @@ class PiiScanner:
                                        score_threshold=MIN_SCORE)
         return sorted((r.start, r.end, self._entity_spec[r.entity_type]) for r in found)
 
+    def found(self, text: str) -> set[str]:
+        """Every configured pattern that occurs in `text`."""
+        return {spec for _, _, spec in self.matches(text)}
+
     def find(self, text: str) -> str | None:
         """The first configured pattern (in the configured order) that occurs in `text`, or None."""
-        found = {spec for _, _, spec in self.matches(text)}
+        found = self.found(text)
         return next((spec for spec in self.specs if spec in found), None)
 
     def redact(self, text: str) -> str:
