@@ -14,6 +14,7 @@ synchronises CUDA, so the same bench runs on a GPU worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -27,6 +28,8 @@ from synth_core.generation.decoding import prefill, sample_batch
 from synth_core.models import FrozenLM, load_frozen_lm
 
 BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+log = logging.getLogger("synth.bench.throughput")
 
 
 def synchronize(device: torch.device) -> None:
@@ -204,19 +207,25 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
             else:
                 os.environ["SYNTH_CACHE_DIR"] = previous
         results["load_seconds"] = {"cold_gguf": cold.load_seconds, "cached_safetensors": warm.load_seconds}
+        log.info("model load: %s", results["load_seconds"])
     lm = load_frozen_lm(GeneratorConfig(model=model))
     params = sum(p.numel() for p in lm.model.parameters())
     peak = {name: matmul_peak_gflops(dtype, lm.device) for name, dtype in BENCH_DTYPES.items()}
     results["matmul_peak_gflops"] = peak
+    log.info("matmul peak GFLOP/s: %s", peak)
     base = GenerationConfig(max_new_tokens=new_tokens, temperature=1.0, top_p=0.95)
-    results["generation"] = [generation_like_with_like(lm, batch, base, num_tokens, repeats, peak, params)
-                             for batch in batches]
+    results["generation"] = []
+    for batch in batches:
+        results["generation"].append(generation_like_with_like(lm, batch, base, num_tokens, repeats, peak, params))
+        log.info("generation at batch %d: %s", batch, results["generation"][-1])
     low, high = prompt_lengths  # GSM8K's 3-shot prompts run 370-800 tokens
     results["prompt_prefill"] = prompt_prefill_seconds(
         lm, [low + (high - low) * i // max(prompt_rows - 1, 1) for i in range(prompt_rows)], repeats)
+    log.info("prompt prefill: %s", results["prompt_prefill"])
     results["training_step"] = {"batch": 8, "length": 64,
                                 "fp32": training_step(lm, 8, 64, num_tokens, bf16=False),
                                 "bf16_autocast": training_step(lm, 8, 64, num_tokens, bf16=True)}
+    log.info("training step: %s", results["training_step"])
     if training_texts:
         from synth_core.bench.quality import SCALES
         from synth_core.softprompt.training import tokenize_targets
@@ -224,6 +233,7 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
         small = SCALES["small"]  # the quality bench's training sizes
         rows = tokenize_targets(lm.tokenizer, training_texts, small.max_length)
         results["training_batches"] = training_batches(lm, rows, small.batch_size, training_steps, bf16=True)
+        log.info("training batches: %s", results["training_batches"])
     results["params"] = params
     results["settings"] = {"new_tokens": new_tokens, "prefix_tokens": num_tokens, "repeats": repeats,
                            "temperature": base.temperature, "top_p": base.top_p, "model": model}
