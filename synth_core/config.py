@@ -355,7 +355,8 @@ class PublishConfig:
         "help": "file:// (relative to cwd) or s3://bucket/prefix"})
     quarantine_uri: str = field(default="", metadata={"help": "defaults to <uri>/_quarantine"})
     conn_id: str = field(default="", metadata={
-        "help": "Airflow aws connection; empty uses boto3's normal chain"})
+        "help": "Airflow aws connection, read by the Amazon provider's S3Hook (keys, region_name, endpoint_url, "
+                "role_arn); empty uses boto3's normal chain"})
     license: str = field(default="see target data provenance", metadata={
         "help": "license line of the dataset card (the target data's license applies to derivatives)"})
     license_id: str = field(default="other", metadata={
@@ -377,7 +378,8 @@ class PublishConfig:
 class StoreConfig:
     uri: str = field(default="file://artifacts", metadata={"help": "artifact store root, file:// or s3://"})
     conn_id: str = field(default="", metadata={
-        "help": "Airflow aws connection; empty uses boto3's normal chain"})
+        "help": "Airflow aws connection, read by the Amazon provider's S3Hook (keys, region_name, endpoint_url, "
+                "role_arn); empty uses boto3's normal chain"})
 
     def __post_init__(self) -> None:
         _check_store_uri("store.uri", self.uri)

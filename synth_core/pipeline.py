@@ -78,11 +78,15 @@ def recorded_run_config(config: DomainConfig, run: RunContext, store: ArtifactSt
 
 
 def refresh_targets(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:
-    """Snapshot the targets; as the run's first step, also record the run's resolved config."""
-    from synth_core.snapshot import refresh
+    """Snapshot the targets; as the run's first step, also record the run's resolved config and start the
+    run's OpenLineage run."""
+    from synth_core import lineage_events
+    from synth_core.snapshot import read_lineage, refresh
 
     store.put_json(_resolved_config_key(config, run), config.to_dict())
-    return refresh(config, run.run_id, store)
+    summary = refresh(config, run.run_id, store)
+    lineage_events.run_started(config, run.run_id, read_lineage(config, run.run_id, store), summary["snapshot_uri"])
+    return summary
 
 
 def validate_targets(config: DomainConfig, run: RunContext, store: ArtifactStore) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from synth_core.layout import (
     partition_prefix,
     run_prefix,
 )
-from synth_core.snapshot import read_lineage
+from synth_core.snapshot import read_lineage, snapshot_uri
 from synth_core.store import ArtifactStore, TransientStoreError, WriteConflict, json_bytes, open_store
 from synth_core.validation import ValidationFailed, synthetic_batch_keys, validate_synthetic
 
@@ -243,6 +243,16 @@ def _manifest(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, 
     }
 
 
+def _report_lineage(config: DomainConfig, run_id: str, store: ArtifactStore, manifest: dict[str, Any],
+                    uri: str) -> None:
+    """Complete the run's OpenLineage run (see `lineage_events`) with the partition just written."""
+    from synth_core import lineage_events
+
+    lineage_events.run_completed(config, run_id, read_lineage(config, run_id, store),
+                                 snapshot_uri(config, run_id, store), manifest, uri,
+                                 sum(entry["size"] for entry in manifest["files"]))
+
+
 def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, approved_by: str | None = None,
             *, review_comment: str | None = None, destination: ArtifactStore | None = None) -> dict[str, Any]:
     """Publish the run's approved batch to `config.publish.uri`; a no-op if this run is already published."""
@@ -269,6 +279,7 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
         return {**result, "latest_updated": _move_latest(dest, config.name, ds, run_id, prefix, manifest_sha)}
 
     result = _transactionally(attempt, f"publish {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    _report_lineage(config, run_id, store, manifest, result["uri"])
     return {**result, "decision": decision, "files": len(entries), "rows": manifest["rows"]}
 
 
@@ -290,5 +301,6 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     written, manifest_sha, committed = _transactionally(
         lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
         f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
+    _report_lineage(config, run_id, store, manifest, dest.uri_for(committed))
     return {"quarantined": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha,
             "files": len(entries), "rows": manifest["rows"], "reason": manifest["reason"]}

@@ -71,6 +71,10 @@ def refresh(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str
     return _summary(lineage, store, prefix, reused=False)
 
 
+def snapshot_uri(config: DomainConfig, run_id: str, store: ArtifactStore) -> str:
+    return store.uri_for(f"{run_prefix(config.name, run_id, REFRESH_STEP)}/{SNAPSHOT_FILE}")
+
+
 def read_lineage(config: DomainConfig, run_id: str, store: ArtifactStore) -> dict[str, Any]:
     return store.get_json(f"{run_prefix(config.name, run_id, REFRESH_STEP)}/{LINEAGE_FILE}")
 

@@ -11,6 +11,7 @@ compare-and-swap (S3 conditional PUT; a file lock and a content hash locally) th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from synth_core.s3 import DEFAULT_MAX_ATTEMPTS, s3_client, split_s3_uri
+
+MULTIPART_BYTES = 64 * 2**20
 
 
 class StoreError(RuntimeError):
@@ -162,16 +165,22 @@ _ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", 
 
 
 class S3Store(ArtifactStore):
-    def __init__(self, uri: str, conn_id: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+    """Objects of at least `multipart_bytes` go up in parts of that size (S3's minimum part is 5 MiB), so a
+    large batch part is neither one long request nor limited to S3's 5 GiB single-PUT cap."""
+
+    def __init__(self, uri: str, conn_id: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 multipart_bytes: int = MULTIPART_BYTES):
         self.bucket, self.prefix = split_s3_uri(uri)
         self.root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.client = s3_client(conn_id, max_attempts)
+        self.multipart_bytes = multipart_bytes
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
 
     def _call(self, action: str, key: str, fn: Any, **kwargs: Any) -> Any:
         """Run one S3 call, turning botocore's errors into the store's three kinds."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -191,11 +200,18 @@ class S3Store(ArtifactStore):
                 raise StoreAccessError(f"{action} {self.uri_for(key)} refused ({status} {code}): the request is "
                                        "invalid (check the URI and key); retrying will not help") from exc
             raise TransientStoreError(f"{action} {self.uri_for(key)} failed ({code}): {exc}") from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, S3UploadFailedError) as exc:
             raise TransientStoreError(f"{action} {self.uri_for(key)} failed after retries: {exc}") from exc
 
     def put_bytes(self, key: str, data: bytes) -> str:
-        self._call("write", key, self.client.put_object, Key=self._key(key), Body=data)
+        if len(data) < self.multipart_bytes:
+            self._call("write", key, self.client.put_object, Key=self._key(key), Body=data)
+        else:
+            from boto3.s3.transfer import TransferConfig
+
+            parts = TransferConfig(multipart_threshold=self.multipart_bytes, multipart_chunksize=self.multipart_bytes)
+            self._call("write", key, lambda Bucket, Key: self.client.upload_fileobj(
+                io.BytesIO(data), Bucket, Key, Config=parts), Key=self._key(key))
         return self.uri_for(key)
 
     def get_bytes(self, key: str) -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synth_core.config import CheckConfig, DomainConfig, load_domain
+from synth_core.progress import Progress
 
 if TYPE_CHECKING:
     from synth_core.sources import TargetSplit
@@ -260,6 +261,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
     llm_featurize = CachedFeatures(llm_features(config.generator)[0])
     methods: dict[str, dict[str, Any]] = {}
+    progress = Progress(log, f"{config.name} methods", len(methods_run), "methods")
     for method in methods_run:
         timings: dict[str, float] = {}
         row: dict[str, Any] = {"timings": timings}
@@ -287,7 +289,8 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
                                            no_finetune_loss, downstream_subsets)
                                     if kept else {"error": "the gate kept no rows"})
         methods[method] = row
-        log.info("%s %s: %s", config.name, method, {k: row.get(k) for k in ("mauve", "leakage_rate")})
+        progress.update(len(methods), f"{method}: MAUVE {row.get('mauve')}, leakage {row.get('leakage_rate')}")
+    progress.close()
     real = downstream_loss(lm, targets.train, test, finetune, no_finetune_loss, downstream_subsets)
     reference = {"real_rows_finetuned": real, "no_finetune_loss": round(no_finetune_loss, 4),
                  "exact_on_real_test": check_rates(declared, test)}

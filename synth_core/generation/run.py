@@ -12,6 +12,7 @@ from synth_core.config import GenerationConfig
 from synth_core.generation.decoding import DecodedBatch
 from synth_core.generation.sharding import shard_range
 from synth_core.generation.writer import SyntheticParquetWriter
+from synth_core.progress import Progress
 
 if TYPE_CHECKING:
     from synth_core.models import FrozenLM
@@ -60,7 +61,8 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
     started = time.perf_counter()
     tokens = finished = 0
     sampling = sampling_settings(generator)
-    with SyntheticParquetWriter(out_path) as writer:
+    with SyntheticParquetWriter(out_path) as writer, Progress(log, f"generating shard {shard}/{shards}",
+                                                              len(indices), "rows") as progress:
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch, context_indices = generator.sample(chunk, seed)
@@ -73,9 +75,8 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
             ])
             tokens += sum(batch.new_tokens)
             finished += sum(batch.finished)
-            elapsed = time.perf_counter() - started
-            log.info("shard %d/%d: %d/%d rows, %.1f tok/s", shard, shards, writer.rows_written, len(indices),
-                     tokens / max(elapsed, 1e-9))
+            progress.update(writer.rows_written, f"{tokens / max(time.perf_counter() - started, 1e-9):.1f} tok/s, "
+                                                 f"{finished / writer.rows_written:.0%} finished")
     seconds = time.perf_counter() - started
     return GenerationResult(str(out_path), len(indices), shard, shards, generator.variant, generator.checkpoint_hash,
                             tokens, finished / max(len(indices), 1), seconds, tokens / max(seconds, 1e-9), sampling)

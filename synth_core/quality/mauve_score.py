@@ -14,14 +14,19 @@ and uses the next k-means seed in turn. The decision (decision.py) reads the pai
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from synth_core.progress import Progress
+
 if TYPE_CHECKING:
     from synth_core.config import GateConfig
+
+log = logging.getLogger(__name__)
 
 # Fixed mauve-text settings, recorded in every report; the configurable ones live in GateConfig.
 KMEANS_EXPLAINED_VARIANCE = 0.9
@@ -151,12 +156,15 @@ def bootstrap_mauve(synthetic: np.ndarray, train: np.ndarray, heldout: np.ndarra
     n = len(heldout)
     half = replace(settings, num_buckets=max(2, round(settings.num_buckets / 2)), sample_size=n // 2)
     synthetic_scores, reference_scores = [], []
+    progress = Progress(log, "MAUVE interval", resamples, "resamples")
     for i in range(resamples):
         rng = np.random.default_rng([seed, i])
         s, t, h = (rng.choice(n, size=n // 2, replace=False) for _ in range(3))
         one_seed = replace(half, seeds=(settings.seeds[i % len(settings.seeds)],))
         synthetic_scores.append(mauve_over_seeds(synthetic[s], heldout[h], one_seed).mean)
         reference_scores.append(mauve_over_seeds(train[t], heldout[h], one_seed).mean)
+        progress.update(i + 1, log=(i + 1) % 10 == 0)
+    progress.close()
     return MauveBootstrap(tuple(synthetic_scores), tuple(reference_scores), *points, confidence, seed)
 
 

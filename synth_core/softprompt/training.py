@@ -23,6 +23,7 @@ import torch
 
 from synth_core.config import DomainConfig
 from synth_core.models import Embedder, FrozenLM, use_bf16
+from synth_core.progress import Progress
 from synth_core.softprompt import SoftPrompt, build_soft_prompt
 from synth_core.softprompt.checkpoint import (
     CheckpointMeta,
@@ -222,6 +223,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
 
     tokens_seen, ema = 0, None
     train_lengths = np.array([len(row) for row in train_tokens])
+    progress = Progress(log, "training", cfg.steps, "steps", done=resumed_from)
     for step in range(resumed_from, cfg.steps):
         picks = batch_rows(train_lengths, cfg.batch_size, step, cfg.seed)
         input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
@@ -236,11 +238,9 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
         ema = loss_value if ema is None else 0.9 * ema + 0.1 * loss_value
         meta.step = step + 1
         done = meta.step == cfg.steps
-        if meta.step % cfg.log_every == 0 or done:
-            elapsed = time.perf_counter() - started
-            remaining = elapsed / (meta.step - resumed_from) * (cfg.steps - meta.step)
-            log.info("step %d/%d loss %.4f (ema %.4f) %.0f tok/s, ~%.0f s left", meta.step, cfg.steps, loss_value,
-                     ema, tokens_seen / max(elapsed, 1e-9), remaining)
+        progress.update(meta.step, f"loss {loss_value:.4f} (ema {ema:.4f}), "
+                                   f"{tokens_seen / max(time.perf_counter() - started, 1e-9):.0f} tok/s",
+                        log=meta.step % cfg.log_every == 0 or done)
         if meta.step % cfg.eval_every == 0 or done:
             soft_prompt.eval()
             meta.eval_history.append([meta.step, heldout_nll(lm, soft_prompt, heldout_context, heldout_tokens,
@@ -249,6 +249,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
             log.info("step %d held-out NLL/token %.4f", meta.step, meta.eval_history[-1][1])
         if meta.step % cfg.checkpoint_every == 0 or done:
             save_checkpoint(checkpoint_dir, soft_prompt, meta, optimizer)
+    progress.close()
 
     if not is_checkpoint(checkpoint_dir) or resumed_from == cfg.steps:
         save_checkpoint(checkpoint_dir, soft_prompt, meta, optimizer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from synth_core.publish import PublishFailed, publish
 from synth_core.store import S3Store, StoreAccessError, open_store
 from tests.conftest import domain_config, write_generated_run
-from tests.integration.conftest import BUCKET, SECRET_KEY, SeaweedS3, use_s3
+from tests.integration.conftest import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedS3, use_s3
 
 pytestmark = pytest.mark.integration
 DS = "2025-01-31"
@@ -151,3 +152,52 @@ def test_an_invalid_s3_request_is_refused_not_retried(s3_prefix: str) -> None:
     store = open_store(s3_prefix)
     with pytest.raises(StoreAccessError, match="refused"):
         store.put_bytes("k" * 2000, b"x")
+
+
+def _aws_connection(monkeypatch: pytest.MonkeyPatch, server: SeaweedS3, secret: str = SECRET_KEY) -> str:
+    """An Airflow `aws` connection to `server`, and no credentials in the environment: only the connection
+    (read by the Amazon provider's S3Hook) can reach it."""
+    for name in ("SYNTH_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AIRFLOW_CONN_SYNTH_S3", json.dumps({
+        "conn_type": "aws", "login": ACCESS_KEY, "password": secret,
+        "extra": {"endpoint_url": server.endpoint, "region_name": "us-east-1"}}))
+    return "synth_s3"
+
+
+def test_an_airflow_aws_connection_reaches_s3_through_the_amazon_provider(tmp_path: Path, s3_server: SeaweedS3,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = _aws_connection(monkeypatch, s3_server)
+    prefix = f"s3://{BUCKET}/conn-{time.time_ns()}"
+    config = _published_config(tmp_path, prefix, conn_id=conn_id)
+    store = open_store(config.store.uri, conn_id)
+    assert type(store.client).__name__ == "S3"
+    write_generated_run(config, "run1", store)
+    summary = publish(config, "run1", store, DS, destination=open_store(prefix, conn_id))
+    assert summary["published"] and summary["rows"] == 30
+    assert s3_server.client().head_object(Bucket=BUCKET, Key=summary["uri"].removeprefix(f"s3://{BUCKET}/")
+                                          + "/manifest.json")["ContentLength"] > 0
+
+
+def test_a_connection_with_a_wrong_secret_is_a_clear_error(s3_server: SeaweedS3,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = _aws_connection(monkeypatch, s3_server, secret="wrong")
+    store = open_store(f"s3://{BUCKET}/conn-wrong", conn_id, max_attempts=1)
+    with pytest.raises(StoreAccessError, match="SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
+        store.put_bytes("a.txt", b"x")
+
+
+def test_large_objects_go_up_in_parts(s3_prefix: str, s3_server: SeaweedS3) -> None:
+    store = S3Store(s3_prefix, multipart_bytes=5 * 2**20)  # S3's smallest part
+    data = bytes(range(256)) * (11 * 2**20 // 256)  # 11 MiB: three parts
+    uri = store.put_bytes("arith/run1/gate/batch/big.parquet", data)
+    head = s3_server.client().head_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload's ETag counts its parts
+    assert hashlib.sha256(store.get_bytes("arith/run1/gate/batch/big.parquet")).digest() == hashlib.sha256(
+        data).digest()
+    small = store.put_bytes("arith/run1/gate/small.txt", b"x")
+    assert "-" not in s3_server.client().head_object(Bucket=BUCKET, Key=small.removeprefix(f"s3://{BUCKET}/"))[
+        "ETag"]
