@@ -1,5 +1,5 @@
-"""`synth bench`: throughput (generator and trainer against plain transformers), quality, and the gate's
-leakage check and error rates, and PII detection."""
+"""`synth bench`: throughput (generator and trainer against plain transformers), quality, the gate's
+leakage check and error rates, PII detection, and the per-process thread budget."""
 
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pii.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
     pii.add_argument("--domains-dir", type=Path, default=Path("domains"))
     pii.set_defaults(run=run_pii)
+    threads = kinds.add_parser("threads", help="two training processes at once, with and without the per-process "
+                               "thread budget, against one alone")
+    threads.add_argument("--model", default="embedded:smollm2-135m")
+    threads.add_argument("--steps", type=_positive, default=3, help="timed calls of the training-step figure")
+    threads.add_argument("--lead-s", type=float, default=30.0, help="seconds for the workers to load before timing")
+    threads.set_defaults(run=run_threads)
 
 
 def run_throughput(args: argparse.Namespace) -> int:
@@ -78,6 +84,14 @@ def run_throughput(args: argparse.Namespace) -> int:
     texts = load_target_split(load_domain(args.training_domain)).train[: SCALES["small"].target_rows]
     emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats,
                                                   training_texts=texts, training_steps=args.training_steps)})
+    return 0
+
+
+def run_threads(args: argparse.Namespace) -> int:
+    from synth_core.bench.threads import run_threads
+    from synth_core.cli import emit
+
+    emit({"bench": "threads", **run_threads(args.model, args.steps, args.lead_s)})
     return 0
 
 

@@ -38,3 +38,14 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     assert batches["length_pooled"]["useful_token_fraction"] > batches["random"]["useful_token_fraction"]
     assert batches["speedup"] == pytest.approx(batches["length_pooled"]["target_tokens_per_second"]
                                                / batches["random"]["target_tokens_per_second"])
+
+
+def test_thread_bench_runs_workers_alone_and_two_at_once_with_and_without_the_budget(capsys):
+    assert synth(["bench", "threads", "--model", "embedded:tiny-random", "--steps", "1", "--lead-s", "8"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["alone"]["steps_per_second"] > 0
+    cores = result["cores"]
+    assert [p["torch_threads"] for p in result["two_with_budget"]["processes"]] == [max(1, cores // 2)] * 2
+    assert [p["torch_threads"] for p in result["two_without_budget"]["processes"]] == [result["alone"]["torch_threads"]] * 2
+    for case in ("two_with_budget", "two_without_budget"):
+        assert len(result[case]["each_vs_alone"]) == 2 and all(r > 0 for r in result[case]["each_vs_alone"])
