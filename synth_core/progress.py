@@ -45,7 +45,7 @@ class Progress:
         rate = (done - self.first) / max(elapsed, 1e-9)
         left = (self.total - done) / rate if rate > 0 else float("nan")
         self.log.info("%s %d/%d %s%s (%.0f s, ~%.0f s left)", self.what, done, self.total, self.unit,
-                      f": {figures}" if figures else "", elapsed, left)
+                      f": {figures}" if figures else "", elapsed, left, stacklevel=2)
 
     def close(self) -> None:
         if self.bar is not None:
