@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_DOMAIN = "boolq"
 DEMO_CONF = {"num_samples": 400, "steps": 40, "force_retrain": True}
 LOGICAL_DATE = "2026-01-05"
+QUIET_LOGGERS = " ".join(f"{name}=WARNING" for name in (
+    "airflow", "alembic", "task", "faiss", "great_expectations", "sentence_transformers", "openlineage"))
 
 
 def airflow_env(unattended: bool = True) -> dict[str, str]:
@@ -45,6 +47,8 @@ def airflow_env(unattended: bool = True) -> dict[str, str]:
            "SYNTH_DOMAINS_DIR": str(REPO / "domains"), "TOKENIZERS_PARALLELISM": "false"}
     if unattended:
         env["SYNTH_REVIEW_TIMEOUT_MINUTES"] = "3"
+        # the demo prints the steps' own lines (figures, progress), not Airflow's and the libraries' bookkeeping
+        env["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] = QUIET_LOGGERS
     else:
         env.pop("SYNTH_REVIEW_TIMEOUT_MINUTES", None)
     return env

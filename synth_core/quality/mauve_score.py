@@ -14,8 +14,12 @@ and uses the next k-means seed in turn. The decision (decision.py) reads the pai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -80,6 +84,25 @@ def gate_mauve_settings(gate: GateConfig, size: int, max_buckets: int | None = N
                          tuple(gate.mauve_seeds), size)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence what C code writes to file descriptor 2 (Python's own `sys.stderr` writes are flushed first).
+
+    faiss's k-means, which MAUVE quantises with, prints "WARNING clustering N points to K centroids: please
+    provide at least ..." for every clustering with fewer than 39 points per centroid. MAUVE's buckets (a
+    tenth of the rows) always are, by design, so each gate printed over a hundred such lines into task logs.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def mauve_over_seeds(p_features: np.ndarray, q_features: np.ndarray, settings: MauveSettings) -> MauveScore:
     """MAUVE(p, q) once per k-means seed, on precomputed features of equal sample size."""
     import mauve
@@ -88,11 +111,12 @@ def mauve_over_seeds(p_features: np.ndarray, q_features: np.ndarray, settings: M
         raise ValueError(f"MAUVE compares equal sample sizes, got {len(p_features)} and {len(q_features)}")
     scores = []
     for seed in settings.seeds:
-        result = mauve.compute_mauve(
-            p_features=p_features, q_features=q_features, num_buckets=settings.num_buckets,
-            mauve_scaling_factor=settings.scaling_factor, seed=seed,
-            kmeans_explained_var=settings.kmeans_explained_variance, kmeans_num_redo=settings.kmeans_num_redo,
-            kmeans_max_iter=settings.kmeans_max_iter, verbose=False)
+        with native_stderr_silenced():
+            result = mauve.compute_mauve(
+                p_features=p_features, q_features=q_features, num_buckets=settings.num_buckets,
+                mauve_scaling_factor=settings.scaling_factor, seed=seed,
+                kmeans_explained_var=settings.kmeans_explained_variance, kmeans_num_redo=settings.kmeans_num_redo,
+                kmeans_max_iter=settings.kmeans_max_iter, verbose=False)
         scores.append(float(result.mauve))
     return MauveScore(tuple(scores))
 
