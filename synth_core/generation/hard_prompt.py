@@ -45,6 +45,8 @@ class HardPromptGenerator:
                                                      add_generation_prompt=True)
 
     def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]:
+        """The rows, and per row its first example's target index (-1 with `baseline_shots: 0`: the
+        instruction alone)."""
         tokenizer, plain = self.lm.tokenizer, self.settings.baseline_style == "plain"
         tokenizer.padding_side = "left"
         encoded = tokenizer([self.prompt(j, seed) for j in sample_indices], return_tensors="pt", padding=True,
@@ -58,4 +60,4 @@ class HardPromptGenerator:
                 cut = NEXT_EXAMPLE.search(text)
                 if cut:
                     batch.texts[i], batch.finished[i] = text[: cut.start()].strip(), True
-        return batch, [self.shots(j, seed)[0] for j in sample_indices]
+        return batch, [next(iter(self.shots(j, seed)), -1) for j in sample_indices]

@@ -147,3 +147,15 @@ def test_cli_reports_a_bad_yaml_value_with_file_and_key(tmp_path, capsys):
     assert synth(["train", str(bad)]) == 2
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert str(bad) in summary["error"] and "soft_prompt.variant" in summary["error"] and "xyz" in summary["error"]
+
+
+def test_hard_prompt_with_no_examples_samples_from_the_instruction_alone(tiny_config, tiny_lm, gsm8k_targets):
+    """The gate bench's "untrained" degradation: the frozen generator with the instruction and no example."""
+    from synth_core.generation.hard_prompt import HardPromptGenerator
+
+    generator = HardPromptGenerator(tiny_lm, gsm8k_targets.train,
+                                    tiny_config.with_overrides({"generation.baseline_shots": 0}).generation)
+    assert "Example 1:" in generator.prompt(0, seed=0) and not any(t in generator.prompt(0, seed=0)
+                                                                   for t in gsm8k_targets.train)
+    batch, context = generator.sample([0, 1], seed=0)
+    assert len(batch.texts) == 2 and context == [-1, -1]
