@@ -211,9 +211,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: BenchPlan,
-                   generated_rows: int = 0) -> dict[str, Any]:
+                   generated_rows: int = 0, seed: int = 0) -> dict[str, Any]:
     """Every domain at each size; results.json, results.md and error_rates.png in `out`, rewritten after
-    every size so that an interrupted run keeps what it measured."""
+    every size so that an interrupted run keeps what it measured. Another `seed` draws other batches, so
+    runs with different seeds add up to more trials."""
     from synth_core.bench.quality import real_test_texts
     from synth_core.config import load_domain
     from synth_core.models import load_embedder
@@ -225,7 +226,7 @@ def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: Bench
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     summary = {"plan": {"sizes": list(plan.sizes), "real_trials": plan.real_trials, "bad_trials": plan.bad_trials,
-                        "generated_rows": generated_rows},
+                        "generated_rows": generated_rows, "seed": seed},
                "degradations": {d.name: d.describe for d in DEGRADATIONS}, "domains": results}
 
     def write(partial: dict[str, Any] | None = None) -> None:
@@ -242,7 +243,7 @@ def run_gate_bench(domains: list[str], domains_dir: Path, out: Path, plan: Bench
         if generated_rows:
             pools.update(generated_pools(config, targets, generated_rows, out))
         embedder = load_embedder(config.generator)
-        measured = domain_error_rates(config, targets, tests[domain], pools, embedder.encode_cached, plan,
+        measured = domain_error_rates(config, targets, tests[domain], pools, embedder.encode_cached, plan, seed,
                                       progress=lambda partial, other=other: write({**partial, "other_domain": other}))
         results.append({**measured, "other_domain": other})
     write()

@@ -57,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("--bad-trials", type=_positive, default=3, help="batches per degradation per size")
     gate.add_argument("--generated-rows", type=int, default=0, help="rows to generate for the hard-prompt and "
                       "instruction-only degradations (0: skip them; they cost generation time)")
+    gate.add_argument("--seed", type=int, default=0, help="draws the batches; runs with other seeds add trials")
     gate.add_argument("--domains-dir", type=Path, default=Path("domains"))
     gate.add_argument("--out", type=Path, required=True)
     gate.set_defaults(run=run_gate_bench)
@@ -161,7 +162,8 @@ def run_gate_bench(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
 
     plan = BenchPlan(tuple(_positive(s) for s in args.sizes.split(",")), args.real_trials, args.bad_trials)
-    results = run_gate_bench(args.domains.split(","), args.domains_dir, args.out, plan, args.generated_rows)
+    results = run_gate_bench(args.domains.split(","), args.domains_dir, args.out, plan, args.generated_rows,
+                             args.seed)
     emit({"bench": "gate", "out": str(args.out), "seconds": results["seconds"],
           "false_rejection": {d["domain"]: {size: row["false_rejection"]["rate"] for size, row in d["sizes"].items()}
                               for d in results["domains"]},
