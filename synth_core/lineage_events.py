@@ -18,7 +18,6 @@ provider logs the failed emission and the pipeline goes on.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,8 +35,6 @@ from openlineage.client.facet_v2 import (
 
 if TYPE_CHECKING:
     from synth_core.config import DomainConfig
-
-log = logging.getLogger(__name__)
 
 PRODUCER = "urn:synth_core"
 FACET_SCHEMA = PRODUCER + ":docs/openlineage-facets.json"  # the facets' JSON Schema, in this repository

@@ -29,7 +29,7 @@ from synth_core.models import FrozenLM, load_frozen_lm
 
 BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-log = logging.getLogger("synth.bench.throughput")
+log = logging.getLogger(__name__)
 
 
 def synchronize(device: torch.device) -> None:
