@@ -93,6 +93,7 @@ the decision. Without an answer within {timeout} the batch is rejected.
 
 def domain_dag(domain: DomainFile) -> DAG:
     config, path = domain.config, str(domain.path)
+    floor, floor_setting, _ = config.num_samples_floor()
 
     @dag(
         dag_id=domain.dag_id,
@@ -106,8 +107,11 @@ def domain_dag(domain: DomainFile) -> DAG:
         doc_md=DOMAIN_DOC.format(name=config.name, description=config.description, owner=config.owner,
                                  schedule=config.schedule, path=path, shards=config.generation.shards),
         params={
-            "num_samples": Param(None, type=["null", "integer"], minimum=1,
-                                 description="override generation.num_samples"),
+            # `$comment` is shown in the refusal (the schema is printed with the validation error)
+            "num_samples": Param(None, type=["null", "integer"], minimum=floor,
+                                 description=f"override generation.num_samples ({config.generation.num_samples}); "
+                                             f"at least {floor}",
+                                 **{"$comment": f"{floor_setting}={floor}: fewer never publish"}),
             "steps": Param(None, type=["null", "integer"], minimum=1, description="override soft_prompt.steps"),
             "seed": Param(None, type=["null", "integer"], minimum=0,
                           description="override soft_prompt.seed and generation.seed"),

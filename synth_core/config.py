@@ -460,6 +460,13 @@ class DomainConfig:
         names = [c.name for c in self.checks]
         _check(len(set(names)) == len(names), "checks", names, "check names must be unique")
 
+    def num_samples_floor(self) -> tuple[int, str, str]:
+        """The fewest rows a run may ask for: (rows, the setting that needs them, why). Below it the batch
+        could never publish, so runs asking for fewer are refused before any work (and in the trigger form)."""
+        return max((self.validation.min_rows, "validation.min_rows",
+                    "the approved batch could never pass the synthetic validation that runs before publishing"),
+                   (self.gate.min_rows, "gate.min_rows", "the gate could never score the batch"))
+
     def resolve_path(self, path: str) -> Path:
         """A path from the YAML, resolved against the YAML's folder unless absolute."""
         p = Path(path)

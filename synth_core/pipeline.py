@@ -299,13 +299,10 @@ def check_feasible(config: DomainConfig) -> None:
     from synth_core.config import ConfigError
 
     requested = config.generation.num_samples
-    for setting, needed, why in (
-            ("validation.min_rows", config.validation.min_rows, "the approved batch could never pass the synthetic "
-                                                                "validation that runs before publishing"),
-            ("gate.min_rows", config.gate.min_rows, "the gate could never score the batch")):
-        if requested < needed:
-            raise ConfigError(f"{config.name}: generation.num_samples={requested} (YAML or the num_samples "
-                              f"param) is below {setting}={needed}: {why}; ask for at least {needed} rows")
+    needed, setting, why = config.num_samples_floor()
+    if requested < needed:
+        raise ConfigError(f"{config.name}: generation.num_samples={requested} (YAML or the num_samples "
+                          f"param) is below {setting}={needed}: {why}; ask for at least {needed} rows")
 
 
 def run_all(config: DomainConfig, run: RunContext, store: ArtifactStore | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ database connect attempted while the DAG folder is parsed, the heavy modules it 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,15 @@ PROBE = textwrap.dedent("""
     sqlite3.connect = refuse("sqlite3.connect")
     psycopg2.connect = refuse("psycopg2.connect")
 
+    def refusal(dag):
+        # what the trigger form's validation says to num_samples=3 (None when it accepts it)
+        if "num_samples" not in dag.params:
+            return None
+        try:
+            dag.params.get_param("num_samples").resolve(3)
+        except Exception as exc:
+            return str(exc)
+
     dags_folder = sys.argv[1]
     before = set(sys.modules)
     started = time.perf_counter()
@@ -53,6 +63,7 @@ PROBE = textwrap.dedent("""
                             "retries": min(t.retries for t in d.tasks), "doc_md": d.doc_md or "",
                             "description": d.description or "", "schedule": str(d.schedule),
                             "max_active_runs": d.max_active_runs,
+                            "too_few_samples": refusal(d),
                             "tasks": {t.task_id: {"queue": t.queue, "pool": t.pool,
                                                   "timeout": t.execution_timeout and t.execution_timeout.total_seconds(),
                                                   "backoff": bool(t.retry_exponential_backoff)} for t in d.tasks}}
@@ -64,6 +75,8 @@ PROBE = textwrap.dedent("""
 def parse_dags(tmp_path: Path, domains_dir: Path | None = None) -> dict:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags")}
+    if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if domains_dir:
         env["SYNTH_DOMAINS_DIR"] = str(domains_dir)
     done = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=env, capture_output=True,
@@ -99,6 +112,16 @@ def test_domain_dags_wire_queues_pools_timeouts_and_one_run_at_a_time(parsed: di
         assert (task["queue"], task["pool"]) == (("gpu", "gpu") if on_gpu else ("default", "default_pool")), task_id
         assert task["backoff"], task_id
         assert task["timeout"] or task_id in ("review", "done"), task_id  # review waits on response_timeout
+
+
+def test_a_trigger_asking_for_fewer_rows_than_can_publish_is_refused_naming_the_setting(parsed: dict):
+    for name in ("gsm8k", "mbpp", "boolq"):
+        config = yaml.safe_load((REPO / "domains" / f"{name}.yaml").read_text())
+        floor, setting = max((config.get("validation", {}).get("min_rows", 10), "validation.min_rows"),
+                             (config.get("gate", {}).get("min_rows", 20), "gate.min_rows"))
+        refusal = parsed["dags"][f"synth__{name}"]["too_few_samples"]
+        assert refusal and f"3 is less than the minimum of {floor}" in refusal, refusal
+        assert f"{setting}={floor}: fewer never publish" in refusal, refusal
 
 
 def test_parsing_is_cheap_and_side_effect_free(parsed: dict):

@@ -148,5 +148,8 @@ def test_a_run_that_could_never_publish_is_refused_naming_the_settings(tmp_path:
     config = domain_config(tmp_path)
     check_feasible(config)
     with pytest.raises(ConfigError, match=r"arith: generation.num_samples=5 \(YAML or the num_samples param\) is "
-                                          r"below validation.min_rows=10: the approved batch could never pass"):
+                                          r"below gate.min_rows=20: the gate could never score the batch; ask for at least 20"):
         check_feasible(config.with_overrides({"generation.num_samples": 5}))
+    with pytest.raises(ConfigError, match=r"num_samples=25 .* below validation.min_rows=30: the approved batch could "
+                                          r"never pass the synthetic validation"):
+        check_feasible(config.with_overrides({"generation.num_samples": 25, "validation.min_rows": 30}))
