@@ -134,7 +134,7 @@ def domain_dag(domain: DomainFile) -> DAG:
         shards >> gate >> validation
         published = tasks.publish.override(outlets=[approved_asset(config.name)])(path, config.name, gate)
         quarantined = tasks.quarantine(path, gate, validation)
-        tasks.route(gate, validation) >> [published, review, quarantined]
+        tasks.route(path, gate, validation, REVIEW_TIMEOUT.total_seconds()) >> [published, review, quarantined]
         review >> [published, quarantined]  # Approve → publish, Reject → quarantine
         # the only leaf: fails the run when anything upstream failed (a skipped branch would hide it)
         [published, quarantined] >> EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 from synth_core.html_table import html_table
-from synth_core.layout import GATE_REPORT_HTML, MANIFEST, gate_page_run_path
+from synth_core.layout import GATE_REPORT_HTML, MANIFEST, REVIEW_STEP, gate_page_run_path
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -37,6 +37,10 @@ class Links:
     def airflow_run(self, dag_id: str, run_id: str) -> str:
         return f"{self.airflow}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
+    def required_action(self, dag_id: str, run_id: str) -> str:
+        """The review task's Required Action (Airflow's form with Approve / Reject)."""
+        return f"{self.airflow_run(dag_id, run_id)}/tasks/{REVIEW_STEP}/required_actions"
+
     def airflow_dag(self, dag_id: str) -> str:
         return f"{self.airflow}/dags/{quote(dag_id, safe='')}"
 
@@ -44,6 +48,14 @@ class Links:
 def _page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def _when(iso: str) -> str:
+    """An ISO time as `2026-12-09 13:05 UTC` (unparseable: as given)."""
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
 
 
 def _score(value: float | None) -> str:
@@ -86,9 +98,10 @@ def _publication(run: GateRun, links: Links) -> tuple[str, str]:
     pub = run.publication
     if pub is None:
         if run.end_state == "awaiting review":
-            required_action = escape(links.airflow_run(run.dag_id, run.run_id))
+            required_action = escape(links.required_action(run.dag_id, run.run_id))
+            until = f" until {escape(_when(run.review_until))}" if run.review_until else ""
             return (f'<a class="review" data-end-state="awaiting review" target="_top" href="{required_action}">'
-                    "awaiting review</a>", "—")
+                    f"awaiting review{until}</a>", "—")
         return ('<span class="fail" data-end-state="not published" title="the run stopped after the gate, or is '
                 'still running: see its Airflow run">not published</span>', "—")
     why = f' title="{escape(pub.reason)}"' if pub.reason else ""

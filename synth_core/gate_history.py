@@ -27,6 +27,7 @@ from synth_core.layout import (
     gate_report_key,
     latest_key,
     manifests_by_run,
+    review_request_key,
     run_prefix,
 )
 from synth_core.store import ArtifactStore, StoreError, open_store
@@ -97,6 +98,7 @@ class GateRun:
     rows_dropped: int | None = None
     validation: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     publication: Publication | None = None
+    review_until: str | None = None  # sent to human review: the deadline (ISO time) after which it is rejected
     error: str | None = None  # the report could not be read
 
     @property
@@ -194,6 +196,14 @@ def summarise_report(domain: str, run_id: str, report: dict[str, Any]) -> GateRu
     )
 
 
+def review_deadline(store: ArtifactStore, domain: str, run_id: str) -> str | None:
+    """Until when the run's batch waits for a reviewer (None: it was never sent to review)."""
+    try:
+        return store.get_json(review_request_key(domain, run_id)).get("until")
+    except FileNotFoundError:
+        return None
+
+
 def validation_summary(store: ArtifactStore, domain: str, run_id: str) -> dict[str, dict[str, Any] | None]:
     """Per validated batch (targets, synthetic): GX success and expectation counts, or None if not run."""
     summary: dict[str, dict[str, Any] | None] = {}
@@ -258,6 +268,7 @@ def read_gate_run(store: ArtifactStore, domain: str, run_id: str) -> GateRun:
         report = store.get_json(gate_report_key(domain, run_id))
         run = summarise_report(domain, run_id, report)
         run.validation = validation_summary(store, domain, run_id)
+        run.review_until = review_deadline(store, domain, run_id)
     except (StoreError, FileNotFoundError, ValueError, AttributeError) as exc:
         log.warning("gate report of %s run %s unreadable: %s", domain, run_id, exc)
         return GateRun(domain, run_id, dag_id_for(domain), error=f"{type(exc).__name__}: {exc}")
@@ -281,6 +292,7 @@ def run_detail(config: DomainConfig, run_id: str, store: ArtifactStore | None = 
     report = store.get_json(gate_report_key(config.name, run_id))
     run = summarise_report(config.name, run_id, report)
     run.validation = validation_summary(store, config.name, run_id)
+    run.review_until = review_deadline(store, config.name, run_id)
     detail = RunDetail(run, report, None, store.exists(gate_report_html_key(config.name, run_id)))
     try:
         run.publication = publications(config).get(run_id)

@@ -18,6 +18,7 @@ TRAIN_STEP = "train"
 GENERATE_STEP = "generate"
 GATE_STEP = "gate"
 VALIDATE_SYNTHETIC_STEP = "validate_synthetic"
+REVIEW_STEP = "review"
 
 # Files inside a step's prefix.
 RESOLVED_CONFIG = "resolved_config.json"  # the run's config as its first step resolved it, under refresh/
@@ -29,6 +30,7 @@ GATE_DROPPED_ROWS = "gate_dropped_rows.parquet"
 APPROVED_BATCH_DIR = "batch"  # the gate's kept rows, under the gate step
 VALIDATION_JSON = "validation.json"
 VALIDATION_HTML = "validation.html"
+REVIEW_REQUEST = "review_request.json"  # when a batch went to human review and until when, under review/
 VALIDATION_STEPS = {"targets": VALIDATE_TARGETS_STEP, "synthetic": VALIDATE_SYNTHETIC_STEP}  # per validated batch
 
 # Published (and quarantined) partitions.
@@ -63,6 +65,10 @@ def run_prefix(domain: str, run_id: str, step: str) -> str:
         if not part or "/" in part or part in (".", ".."):
             raise ValueError(f"{part!r}: not a valid domain, run id or step name")
     return f"{domain}/{run_id}/{step}"
+
+
+def review_request_key(domain: str, run_id: str) -> str:
+    return f"{run_prefix(domain, run_id, REVIEW_STEP)}/{REVIEW_REQUEST}"
 
 
 def gate_report_key(domain: str, run_id: str) -> str:

@@ -14,6 +14,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from synth_core.layout import (
     RESOLVED_CONFIG,
     TRAIN_STEP,
     gate_page_run_path,
+    review_request_key,
     run_prefix,
 )
 from synth_core.routing import PUBLISH, next_step, quarantine_reason
@@ -278,6 +280,16 @@ def validate_synthetic_batch(config: DomainConfig, run: RunContext, store: Artif
     except ValidationFailed as exc:
         return {"batch": "synthetic", "success": False, "failed": len(exc.failures), "result_uri": exc.result_uri,
                 "message": str(exc)}
+
+
+def request_review(config: DomainConfig, run: RunContext, store: ArtifactStore, timeout_s: float) -> dict[str, Any]:
+    """Record that the batch now waits for a person, and until when (after that the review rejects it):
+    the gate page shows the deadline while Airflow's review task holds the request itself."""
+    now = datetime.now(UTC)
+    request = {"requested_at": now.isoformat(timespec="seconds"),
+               "until": (now + timedelta(seconds=timeout_s)).isoformat(timespec="seconds")}
+    store.put_json(review_request_key(config.name, run.run_id), request)
+    return request
 
 
 def publish_batch(config: DomainConfig, run: RunContext, store: ArtifactStore,

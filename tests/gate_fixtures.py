@@ -80,7 +80,7 @@ def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, t
              approved_by: str | None = None) -> GatedRun:
     """One run through the real steps, from refresh to publish/quarantine."""
     from synth_core.layout import APPROVED_BATCH_DIR
-    from synth_core.pipeline import RunContext, validate_synthetic_batch
+    from synth_core.pipeline import RunContext, request_review, validate_synthetic_batch
     from synth_core.publish import publish, quarantine
     from synth_core.routing import PUBLISH, REVIEW, next_step, quarantine_reason
     from synth_core.snapshot import read_target_split, refresh
@@ -101,6 +101,8 @@ def gate_run(config: DomainConfig, store: ArtifactStore, run_id: str, ds: str, t
         store.put_file(f"{prefix}/{name}", out_dir / name)
     validation = validate_synthetic_batch(config, RunContext(run_id, ds), store)
     step, gate = next_step(report.summary(), validation), report.summary()
+    if step == REVIEW:
+        request_review(config, RunContext(run_id, ds), store, timeout_s=7 * 24 * 3600)
     if step == PUBLISH or (step == REVIEW and approved_by):
         outcome = publish(config, run_id, store, ds, approved_by=approved_by)
     else:

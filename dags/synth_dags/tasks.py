@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
-from synth_core.routing import next_step, quarantine_reason
+from synth_core.routing import REVIEW, next_step, quarantine_reason
 from synth_dags.assets import approved_asset
 from synth_dags.steps import gate_metrics, rejection, review_comment, reviewer, run_step
 
@@ -61,9 +61,14 @@ def validate_synthetic(config_path: str) -> dict:
 
 
 @task.branch
-def route(gate: dict, validation: dict) -> str:
-    """publish, review or quarantine: see `next_step`."""
-    return next_step(gate, validation)
+def route(config_path: str, gate: dict, validation: dict, review_timeout_s: float) -> str:
+    """publish, review or quarantine (see `next_step`); a batch sent to review is recorded with its deadline."""
+    from synth_core.pipeline import request_review
+
+    chosen = next_step(gate, validation)
+    if chosen == REVIEW:
+        run_step(request_review, config_path, timeout_s=review_timeout_s)
+    return chosen
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)

@@ -5,6 +5,7 @@ and the review page's HTML (escaping, trend chart)."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def test_history_rows_carry_the_reports_figures_newest_first(gated):
     assert scored.validation["targets"]["success"] and scored.validation["synthetic"]["success"]
     assert scored.publication.status == "published" and scored.publication.approved_by is None
     assert reviewed.decision == "review" and reviewed.publication.approved_by == "alice"
+    # the deadline recorded when it was sent to review: a week after the request
+    request = open_store(config.store.uri).get_json(f"{DOMAIN}/{reviewed.run_id}/review/review_request.json")
+    assert reviewed.review_until == request["until"]
+    assert datetime.fromisoformat(request["until"]) - datetime.fromisoformat(request["requested_at"]) == timedelta(days=7)
+    assert scored.review_until is None
     assert reviewed.publication.is_latest and not scored.publication.is_latest
     assert leaky.decision == "fail" and leaky.mauve is None and leaky.leakage_rate == 1.0
     # every gated batch is validated before routing; an empty batch fails it, but the gate's fail is the verdict
@@ -201,13 +207,15 @@ def test_every_run_shows_one_end_state(pages, gated):
     by_id = {r.run_id: r for r in gate_history.domain_history(config).runs}
     states = {name: by_id[runs[name].run_id].end_state for name in ("scored", "reviewed", "leaky")}
     assert states == {"scored": "published", "reviewed": "published", "leaky": "quarantined"}
-    waiting = gate_history.GateRun(DOMAIN, "r-wait", "synth__x", decision="review")
+    waiting = gate_history.GateRun(DOMAIN, "r-wait", "synth__x", decision="review",
+                                   review_until="2026-12-09T13:05:41+00:00")
     stopped = gate_history.GateRun(DOMAIN, "r-stop", "synth__x", decision="pass")
     assert (waiting.end_state, stopped.end_state) == ("awaiting review", "not published")
     links = pages.Links(plugin="/synth-gates", airflow="")
     page = pages.overview_page([gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s",
                                                            [waiting, stopped, by_id[runs["leaky"].run_id]])], [], links)
-    assert 'data-end-state="awaiting review" target="_top" href="/dags/synth__x/runs/r-wait"' in page
+    assert ('data-end-state="awaiting review" target="_top" href="/dags/synth__x/runs/r-wait/tasks/review/'
+            'required_actions">awaiting review until 2026-12-09 13:05 UTC</a>') in page
     assert 'data-end-state="not published"' in page
     assert 'data-end-state="quarantined" title="synthetic validation failed' in page  # the reason, on hover
 
