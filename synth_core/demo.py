@@ -37,14 +37,16 @@ QUIET_LOGGERS = " ".join(f"{name}=WARNING" for name in (
 
 
 def airflow_env(unattended: bool = True) -> dict[str, str]:
-    """The demo's Airflow home. `unattended` (the demo): nobody answers a review, so it defaults to Reject
+    """The demo's Airflow home (`.airflow/`, or $SYNTH_DEMO_AIRFLOW_HOME) on the repository's DAGs and
+    domains (or $SYNTH_DOMAINS_DIR). `unattended` (the demo): nobody answers a review, so it defaults to Reject
     after 3 minutes; `make ui` keeps the DAG's own review timeout, for a person to answer."""
-    home = REPO / ".airflow"
-    home.mkdir(exist_ok=True)
+    home = Path(os.environ.get("SYNTH_DEMO_AIRFLOW_HOME") or REPO / ".airflow")
+    home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-           "SYNTH_DOMAINS_DIR": str(REPO / "domains"), "TOKENIZERS_PARALLELISM": "false"}
+           "SYNTH_DOMAINS_DIR": os.environ.get("SYNTH_DOMAINS_DIR") or str(REPO / "domains"),
+           "TOKENIZERS_PARALLELISM": "false"}
     if unattended:
         env["SYNTH_REVIEW_TIMEOUT_MINUTES"] = "3"
         # the demo prints the steps' own lines (figures, progress), not Airflow's and the libraries' bookkeeping
@@ -76,9 +78,12 @@ def ui() -> int:
     airflow("db", "migrate", unattended=False)
     airflow("pools", "set", "gpu", "1", "SoftSRV training and generation (one at a time here)", unattended=False)
     command = [str(Path(sys.executable).with_name("airflow")), "standalone"]
-    print("Airflow UI on http://localhost:8080; the admin password is printed below and kept in .airflow/",
-          flush=True)
-    os.execve(command[0], command, airflow_env(unattended=False))
+    env = airflow_env(unattended=False)
+    # standalone starts its components as `airflow <component>` from PATH: make it this environment's
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    print(f"Airflow UI on http://localhost:{env.get('AIRFLOW__API__PORT', '8080')}; the admin password is "
+          f"printed below and kept in {env['AIRFLOW_HOME']}", flush=True)
+    os.execve(command[0], command, env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ class Chromium:
     def __enter__(self) -> Chromium:
         profile = self.workdir / "chromium-profile"
         profile.mkdir(parents=True, exist_ok=True)
+        (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a previous browser's, in a reused folder
         self.log = self.workdir / "chromium.log"
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([chromium_binary(), *FLAGS, f"--user-data-dir={profile}",
@@ -69,7 +70,7 @@ class Chromium:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             page = next(t for t in json.loads(response.read()) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10, ping_interval=None)
         self.call("Page.enable")
         self.call("Network.enable")
 
@@ -121,6 +122,26 @@ class Chromium:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression!r} raised: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element, select what it holds and type `text` over it, as keystrokes a page's own
+        handlers (React's) see."""
+        found = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                              "if (!e) return false; e.focus(); e.select && e.select(); return true; })()")
+        if not found:
+            raise RuntimeError(f"no element matches {selector!r}")
+        self.call("Input.insertText", text=text)
+
+    def click(self, selector: str, text: str | None = None) -> None:
+        """Click the first element matching `selector` (whose text contains `text`, if given), waiting for
+        it to appear (a single-page app renders after its load event)."""
+        pick = (f"Array.from(document.querySelectorAll({json.dumps(selector)}))"
+                f".find(e => {json.dumps(text)} === null || e.innerText.includes({json.dumps(text)}))")
+        try:
+            self.wait_for(f"(() => {{ const e = {pick}; if (!e) return false; e.scrollIntoView(); e.click(); "
+                          "return true; })()")
+        except TimeoutError:
+            raise RuntimeError(f"nothing to click: {selector!r} with text {text!r}") from None
 
     def wait_for(self, expression: str, timeout_s: float | None = None) -> Any:
         """Poll a JS expression until it is truthy; returns its value."""
