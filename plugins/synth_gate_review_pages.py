@@ -12,7 +12,13 @@ from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 from synth_core.html_table import html_table
-from synth_core.layout import GATE_REPORT_HTML, MANIFEST, REVIEW_STEP, gate_page_run_path
+from synth_core.layout import (
+    GATE_REPORT_HTML,
+    MANIFEST,
+    airflow_run_path,
+    gate_page_run_path,
+    required_action_path,
+)
 
 COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -35,11 +41,10 @@ class Links:
         return f"{url}/{leaf}" if leaf else url
 
     def airflow_run(self, dag_id: str, run_id: str) -> str:
-        return f"{self.airflow}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+        return self.airflow + airflow_run_path(dag_id, run_id)
 
     def required_action(self, dag_id: str, run_id: str) -> str:
-        """The review task's Required Action (Airflow's form with Approve / Reject)."""
-        return f"{self.airflow_run(dag_id, run_id)}/tasks/{REVIEW_STEP}/required_actions"
+        return self.airflow + required_action_path(dag_id, run_id)
 
     def airflow_dag(self, dag_id: str) -> str:
         return f"{self.airflow}/dags/{quote(dag_id, safe='')}"

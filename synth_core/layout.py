@@ -59,6 +59,18 @@ def gate_page_run_path(domain: str, run_id: str) -> str:
     return f"/domains/{quote(domain, safe='')}/runs/{quote(run_id, safe='')}"
 
 
+def airflow_run_path(dag_id: str, run_id: str) -> str:
+    """A DAG run's page in the Airflow UI, relative to the UI's root."""
+    from urllib.parse import quote
+
+    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def required_action_path(dag_id: str, run_id: str) -> str:
+    """The review task's Required Action (Approve / Reject with a comment) in the Airflow UI."""
+    return f"{airflow_run_path(dag_id, run_id)}/tasks/{REVIEW_STEP}/required_actions"
+
+
 def run_prefix(domain: str, run_id: str, step: str) -> str:
     """`<domain>/<run_id>/<step>`: the prefix a step owns within one run."""
     for part in (domain, run_id, step):

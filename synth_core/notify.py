@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from synth_core.layout import DAG_ID_PREFIX
+from synth_core.layout import DAG_ID_PREFIX, required_action_path
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,8 @@ def _score(value: Any) -> str:
 
 def review_message(context: Mapping[str, Any]) -> dict[str, Any]:
     """The "review needed" message, sent when a batch enters review: the gate's figures, the link to its gate
-    page and to the Airflow run where the Required Action waits. Links are absolute when
+    page and to the review's Required Action. Links are absolute when
     $AIRFLOW__API__BASE_URL is set (as a deployment sets it), else relative to the Airflow UI."""
-    from urllib.parse import quote
-
     ti = context.get("ti") or context.get("task_instance")
     gate = ti.xcom_pull(task_ids="filter_and_gate") or {}
     dag_id, run_id = ti.dag_id, ti.run_id
@@ -101,12 +99,12 @@ def review_message(context: Mapping[str, Any]) -> dict[str, Any]:
         "mauve": gate.get("mauve"), "mauve_interval": gate.get("mauve_interval"), "mauve_bar": gate.get("mauve_bar"),
         "mauve_reference": gate.get("mauve_reference"), "kept": gate.get("kept"), "reasons": gate.get("reasons", []),
         "gate_page": base + gate["gate_page"] if gate.get("gate_page") else None,
-        "review_url": f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}",
+        "review_url": base + required_action_path(dag_id, run_id),
     }
     body["text"] = (f"Review needed: {body['domain'] or dag_id} run {run_id}. MAUVE {_score(body['mauve'])} "
                     f"[{_score(interval[0])}, {_score(interval[1])}] against the bar {_score(body['mauve_bar'])} "
                     f"(real vs real {_score(body['mauve_reference'])}); {'; '.join(body['reasons'])[:500]}. "
-                    f"Gate page: {body['gate_page']}. Approve or reject (Required Actions): {body['review_url']}")
+                    f"Gate page: {body['gate_page']}. Approve or reject: {body['review_url']}")
     return body
 
 

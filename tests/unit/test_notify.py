@@ -159,10 +159,11 @@ def test_review_message_carries_the_gate_figures_and_both_links(webhook: Webhook
     body = received["json"]
     assert body["domain"] == "boolq" and body["mauve_bar"] == 0.7761 and body["kept"] == 400
     assert body["gate_page"] == "https://airflow.example.com" + gate["gate_page"]
-    assert body["review_url"] == "https://airflow.example.com/dags/synth__boolq/runs/manual__2026-12-01T09%3A23%3A08"
+    assert body["review_url"] == ("https://airflow.example.com/dags/synth__boolq/runs/manual__2026-12-01T09%3A23%3A08"
+                                  "/tasks/review/required_actions")
     assert body["text"].startswith("Review needed: boolq run manual__2026-12-01T09:23:08. MAUVE 0.741 [0.690, 0.780] "
                                    "against the bar 0.776 (real vs real 0.970)")
-    assert "Required Actions" in body["text"] and body["review_url"] in body["text"]
+    assert "Approve or reject: " in body["text"] and body["review_url"] in body["text"]
 
 
 class MailSink:
