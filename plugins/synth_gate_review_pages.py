@@ -25,7 +25,7 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2328}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:3px 7px;
 text-align:left;vertical-align:top;font-size:14px}th{background:#f6f8fa}pre{white-space:pre-wrap;margin:0}
 .decision{font-weight:bold}.pass{color:#1a7f37}.review{color:#9a6700}.fail{color:#cf222e}
-.note{background:#fff8c5;border:1px solid #d4a72c;padding:.5em;margin:.5em 0}.muted{color:#656d76}
+.near{background:#fff8c5;border-radius:3px;padding:0 3px}.note{background:#fff8c5;border:1px solid #d4a72c;padding:.5em;margin:.5em 0}.muted{color:#656d76}
 iframe{width:100%;height:900px;border:1px solid #d0d7de}"""
 
 
@@ -61,6 +61,23 @@ def _when(iso: str) -> str:
         return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return iso
+
+
+NEAR_LIMIT = 0.1  # a passing figure this close to its threshold (share of the threshold, at least 0.02) is marked
+
+
+def _near_limit(value: float | None, threshold: float | None, comparison: str) -> bool:
+    """Passes, but by less than NEAR_LIMIT: the figure a reviewer should look at twice."""
+    if not isinstance(value, int | float) or not isinstance(threshold, int | float):
+        return False
+    margin = value - threshold if comparison == ">=" else threshold - value
+    return 0 <= margin <= max(NEAR_LIMIT * abs(threshold), 0.02)
+
+
+def _marked(cell: str, near: bool, threshold: float | None) -> str:
+    if not near:
+        return cell
+    return f'<span class="near" title="passes, but within {NEAR_LIMIT:.0%} of its limit {_score(threshold)}">{cell}</span>'
 
 
 def _score(value: float | None) -> str:
@@ -180,8 +197,9 @@ def _history_cells(run: GateRun, links: Links) -> list[str]:
     status, approved = _publication(run, links)
     kept = f"{run.rows_kept if run.rows_kept is not None else '—'} / {run.rows_dropped if run.rows_dropped is not None else '—'}"
     cells = [escape((run.created_at or "—").replace("T", " ")), run_link, _decision(run.verdict),
-             f'<span class="mauve" title="{escape(run.mauve_explanation or "")}">{_score(run.mauve)}</span>'
-             f"{_range(run.mauve_interval)}", _score(run.mauve_reference) + _range(run.mauve_reference_interval),
+             _marked(f'<span class="mauve" title="{escape(run.mauve_explanation or "")}">{_score(run.mauve)}</span>',
+                     _near_limit(run.mauve, run.mauve_threshold, ">="), run.mauve_threshold)
+             + _range(run.mauve_interval), _score(run.mauve_reference) + _range(run.mauve_reference_interval),
              _score(run.mauve_threshold),
              _rate(run.leakage_rate), _rate(run.duplicate_rate), escape(kept), _validation(run.validation),
              status, approved]
@@ -286,7 +304,10 @@ def detail_page(detail: RunDetail, links: Links) -> str:
         ["GX validation", _validation(run.validation)], ["publication", status], ["approved by", approved]]))
     criteria = report.get("criteria") or []
     body.append("<h2>Criteria</h2>" + html_table(["metric", "value", "threshold", "outcome", "reason"], [
-        [escape(str(c.get("metric"))), _score(c.get("value")), f"{escape(str(c.get('comparison', '')))} "
+        [escape(str(c.get("metric"))),
+         _marked(_score(c.get("value")), c.get("outcome") == "pass" and _near_limit(
+             c.get("value"), c.get("threshold"), c.get("comparison", "")), c.get("threshold")),
+         f"{escape(str(c.get('comparison', '')))} "
          f"{_score(c.get('threshold'))}", _decision(c.get("outcome")), escape(str(c.get("reason", "")))]
         for c in criteria]))
     if detail.manifest is not None:

@@ -252,3 +252,15 @@ def test_overview_filters_narrow_the_tables_but_not_the_trend(pages, gated):
     assert f'data-domain="{DOMAIN}"' not in other
     none = pages.overview_page([history], [], links, pages.RunFilter(end_state="awaiting review"))
     assert "No run matches the filter." in none
+
+
+def test_figures_that_pass_close_to_their_limit_are_marked(pages):
+    links = pages.Links(plugin="/synth-gates", airflow="")
+
+    def page(mauve: float) -> str:
+        run = gate_history.GateRun(DOMAIN, "r1", "synth__x", decision="pass", mauve=mauve, mauve_threshold=0.78)
+        return pages.overview_page([gate_history.DomainHistory(DOMAIN, "synth__x", "file:///s", [run])], [], links)
+
+    assert 'class="near" title="passes, but within 10% of its limit 0.780"' in page(0.80)
+    assert 'class="near"' not in page(0.95) and 'class="near"' not in page(0.70)  # clear pass; a miss is no "near"
+    assert pages._near_limit(0.009, 0.01, "<=") and not pages._near_limit(0.011, 0.01, "<=")
