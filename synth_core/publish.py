@@ -89,18 +89,19 @@ def _file_entry(name: str, data: bytes, rows: int | None) -> dict[str, Any]:
     return {"key": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
 
 
-def _batch_parts(config: DomainConfig, run_id: str, store: ArtifactStore) -> tuple[dict[str, bytes], list[dict]]:
-    """The batch's Parquet files renamed part-NNNNN.parquet, and their manifest entries."""
+def _batch_parts(config: DomainConfig, run_id: str, store: ArtifactStore
+                 ) -> tuple[dict[str, bytes], list[dict], dict[str, str]]:
+    """The batch's Parquet files renamed part-NNNNN.parquet, their manifest entries, and each one's key in `store`."""
     import pyarrow.parquet as pq
 
-    parts, entries = {}, []
+    parts, entries, sources = {}, [], {}
     for i, key in enumerate(synthetic_batch_keys(config, run_id, store)):
         data = store.get_bytes(key)
         name = f"part-{i:05d}.parquet"
-        parts[name] = data
+        parts[name], sources[name] = data, key
         entries.append({**_file_entry(name, data, pq.ParquetFile(io.BytesIO(data)).metadata.num_rows),
                         "source": store.uri_for(key)})
-    return parts, entries
+    return parts, entries, sources
 
 
 def _checkpoint_hash(report: dict[str, Any], parts: dict[str, bytes]) -> str | None:
@@ -124,9 +125,10 @@ def _transactionally(action: Callable[[], T], what: str) -> T:
                             f"{MANIFEST}; retrying the task (or re-running the same run id) completes it") from exc
 
 
-def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any]
-            ) -> tuple[bool, str, str]:
-    """Write files, then the manifest: (True, manifest sha, prefix). A run id commits once per destination,
+def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any],
+            copies: tuple[ArtifactStore, dict[str, str]] | None = None) -> tuple[bool, str, str]:
+    """Write files, then the manifest: (True, manifest sha, prefix). Files named in `copies` (a store, and
+    file name -> key there) are copied from it server-side where the destination can. A run id commits once per destination,
     whatever its date: when the manifest's run id is already committed, here or under another date,
     nothing is written and the answer is (False, that manifest's sha, its prefix)."""
     committed_key = manifests_by_run(dest.list(f"domain={manifest['domain']}")).get(manifest["run_id"])
@@ -139,8 +141,12 @@ def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest:
                                  f"a run id publishes once")
         return False, hashlib.sha256(existing_bytes).hexdigest(), committed
     manifest_key = f"{prefix}/{MANIFEST}"
+    source, source_keys = copies or (None, {})
     for name, data in files.items():
-        dest.put_bytes(f"{prefix}/{name}", data)
+        if name in source_keys:
+            dest.put_copy(f"{prefix}/{name}", data, source, source_keys[name])
+        else:
+            dest.put_bytes(f"{prefix}/{name}", data)
     dest.put_json(manifest_key, manifest)
     return True, hashlib.sha256(dest.get_bytes(manifest_key)).hexdigest(), prefix
 
@@ -259,7 +265,7 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     report = read_gate_report(config, run_id, store)
     decision = _check_approved(report, approved_by)
     validation_uri = _ensure_synthetic_valid(config, run_id, store)
-    parts, entries = _batch_parts(config, run_id, store)
+    parts, entries, sources = _batch_parts(config, run_id, store)
     manifest = _manifest(config, run_id, store, ds, "published", report, parts, entries)
     manifest["approved_by"] = approved_by
     manifest["review_comment"] = review_comment
@@ -270,7 +276,8 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
     prefix = partition_prefix(config.name, ds, run_id)
 
     def attempt() -> dict[str, Any]:
-        written, manifest_sha, committed = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest)
+        written, manifest_sha, committed = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest,
+                                                   copies=(store, sources))
         result = {"published": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha}
         if committed != prefix:
             log.warning("run %s was already published as %s: a run id publishes once, so ds=%s changes nothing",
@@ -287,19 +294,20 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
                *, destination: ArtifactStore | None = None) -> dict[str, Any]:
     """Keep a rejected batch with its gate report under the quarantine prefix; never moves `latest`."""
     report = read_gate_report(config, run_id, store)
-    parts, entries = _batch_parts(config, run_id, store)
-    evidence = {name: store.get_bytes(key) for name, key in (
+    parts, entries, sources = _batch_parts(config, run_id, store)
+    evidence_keys = {name: key for name, key in (
         (GATE_REPORT_JSON, gate_report_key(config.name, run_id)),
         (GATE_REPORT_HTML, gate_report_html_key(config.name, run_id)),
         (f"synthetic_{VALIDATION_JSON}", f"{run_prefix(config.name, run_id, VALIDATE_SYNTHETIC_STEP)}/{VALIDATION_JSON}"),
     ) if store.exists(key)}
+    evidence = {name: store.get_bytes(key) for name, key in evidence_keys.items()}
     manifest = _manifest(config, run_id, store, ds, "quarantined", report, parts, entries)
     manifest["reason"] = reason or f"gate decision {report.get('decision')!r}"
     manifest["evidence"] = [_file_entry(name, data, None) for name, data in evidence.items()]
     dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
     written, manifest_sha, committed = _transactionally(
-        lambda: _commit(dest, prefix, {**parts, **evidence}, manifest),
+        lambda: _commit(dest, prefix, {**parts, **evidence}, manifest, copies=(store, {**sources, **evidence_keys})),
         f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
     _report_lineage(config, run_id, store, manifest, dest.uri_for(committed))
     return {"quarantined": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from synth_core.s3 import DEFAULT_MAX_ATTEMPTS, s3_client, split_s3_uri
+
+log = logging.getLogger(__name__)
 
 MULTIPART_BYTES = 64 * 2**20
 
@@ -82,6 +85,11 @@ class ArtifactStore(ABC):
 
     def put_file(self, key: str, path: str | Path) -> str:
         return self.put_bytes(key, Path(path).read_bytes())
+
+    def put_copy(self, key: str, data: bytes, source: ArtifactStore, source_key: str) -> str:
+        """Write `data`, which was read from `source`'s `source_key`: a store that can copy server-side
+        from there does so (nothing travels through this process); any other writes the bytes."""
+        return self.put_bytes(key, data)
 
     @abstractmethod
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
@@ -216,6 +224,25 @@ class S3Store(ArtifactStore):
 
     def get_bytes(self, key: str) -> bytes:
         return self._call("read", key, self.client.get_object, Key=self._key(key))["Body"].read()
+
+    def put_copy(self, key: str, data: bytes, source: ArtifactStore, source_key: str) -> str:
+        """CopyObject when the source is on the same S3 endpoint and the object is a single part (so its
+        ETag is the MD5 of its bytes): the copy must carry exactly `data`, the bytes the caller read and
+        checksummed; if the source changed since (ETag differs) or cannot be read with these credentials,
+        `data` is uploaded instead."""
+        same_endpoint = isinstance(source, S3Store) and source.client.meta.endpoint_url == self.client.meta.endpoint_url
+        if not same_endpoint or len(data) >= self.multipart_bytes:
+            return self.put_bytes(key, data)
+        try:
+            answer = self._call("copy", key, self.client.copy_object, Key=self._key(key),
+                                CopySource={"Bucket": source.bucket, "Key": source._key(source_key)})
+        except StoreAccessError as exc:
+            log.info("server-side copy of %s refused (%s): uploading it", source.uri_for(source_key), exc)
+            return self.put_bytes(key, data)
+        if answer["CopyObjectResult"]["ETag"].strip('"') != hashlib.md5(data, usedforsecurity=False).hexdigest():
+            log.warning("%s changed since it was read: uploading the bytes read", source.uri_for(source_key))
+            return self.put_bytes(key, data)
+        return self.uri_for(key)
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:

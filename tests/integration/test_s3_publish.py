@@ -201,3 +201,43 @@ def test_large_objects_go_up_in_parts(s3_prefix: str, s3_server: SeaweedS3) -> N
     small = store.put_bytes("arith/run1/gate/small.txt", b"x")
     assert "-" not in s3_server.client().head_object(Bucket=BUCKET, Key=small.removeprefix(f"s3://{BUCKET}/"))[
         "ETag"]
+
+
+def _record_calls(store: S3Store) -> list[tuple[str, str]]:
+    """(operation, key) of every S3 call `store` makes from now on, seen by botocore's own event hooks."""
+    calls: list[tuple[str, str]] = []
+    store.client.meta.events.register("provide-client-params.s3.*", lambda model, params, **_: calls.append(
+        (model.name, params.get("Key", ""))))
+    return calls
+
+
+def test_publish_copies_parts_server_side_on_the_same_s3(tmp_path: Path, s3_prefix: str) -> None:
+    config = _published_config(tmp_path, s3_prefix)
+    store = open_store(config.store.uri)
+    write_generated_run(config, "run1", store)
+    dest = S3Store(s3_prefix)
+    calls = _record_calls(dest)
+    result = publish(config, "run1", store, DS, destination=dest)
+
+    run_prefix = f"domain=arith/date={DS}/run=run1"
+    copied = sorted(key.rsplit("/", 1)[-1] for op, key in calls if op == "CopyObject")
+    uploaded = sorted(key.rsplit("/", 1)[-1] for op, key in calls if op == "PutObject")
+    assert result["published"] and copied and all(name.startswith("part-") for name in copied)
+    assert not [name for name in uploaded if name.startswith("part-")]  # no part went through this process
+    manifest = dest.get_json(f"{run_prefix}/manifest.json")
+    assert sorted(e["key"] for e in manifest["files"]) == copied
+    for entry in manifest["files"]:
+        assert hashlib.sha256(dest.get_bytes(f"{run_prefix}/{entry['key']}")).hexdigest() == entry["sha256"]
+
+
+def test_a_server_side_copy_of_a_changed_source_uploads_the_bytes_read(s3_prefix: str) -> None:
+    source, dest = S3Store(f"{s3_prefix}/src"), S3Store(f"{s3_prefix}/dst")
+    source.put_bytes("part.parquet", b"changed after it was read")
+    calls = _record_calls(dest)
+    dest.put_copy("part.parquet", b"the bytes that were read", source, "part.parquet")
+    assert dest.get_bytes("part.parquet") == b"the bytes that were read"
+    assert [op for op, _ in calls if op in ("CopyObject", "PutObject")] == ["CopyObject", "PutObject"]
+    # from a store that is not on this S3 (a local folder), the bytes are uploaded
+    calls.clear()
+    dest.put_copy("other.parquet", b"local bytes", open_store("file:///nonexistent"), "part.parquet")
+    assert [op for op, _ in calls if op in ("CopyObject", "PutObject")] == ["PutObject"]
