@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from synth_core.config import GeneratorConfig
+from synth_core.progress import quiet_library_bars
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ def _freeze(model: Any, device: torch.device | None, dtype: torch.dtype) -> Any:
 def _load_smollm2(device: torch.device, dtype: torch.dtype) -> FrozenLM:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    quiet_library_bars()
+
     started = time.perf_counter()
     target = cache_dir() / "smollm2-135m"
     identity_file = target / "identity.json"
@@ -232,6 +235,7 @@ def _load_hf(spec: str, allow_download: bool, device: torch.device, dtype: torch
     ("auto" spreads a model larger than one GPU over all of them, `cuda:N` pins it to one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_library_bars()
     started = time.perf_counter()
     local = Path(spec).exists()
     if not local and not allow_download:
@@ -311,6 +315,7 @@ def _load_embedder_cached(spec: str, allow_download: bool, device: str) -> Embed
         if not path.exists() and not allow_download:
             raise RuntimeError(f"generator.embedder={spec!r} is not a local directory and "
                                "generator.allow_download is false")
+    quiet_library_bars()
     model = SentenceTransformer(str(path) if path.exists() else spec, device=device,
                                 local_files_only=not allow_download, trust_remote_code=False)
     weights = sorted(path.glob("*.safetensors")) if path.exists() else []

@@ -19,6 +19,14 @@ def interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+def quiet_library_bars() -> None:
+    """Hugging Face's own bars ("Loading weights ...") only where a person watches; in logs they are noise."""
+    if not interactive():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 class Progress:
     """`total` units of work named `what` (e.g. "training", "steps"), `done` of them finished already."""
 

@@ -47,3 +47,21 @@ def test_ci_counts_as_no_terminal(monkeypatch) -> None:
     monkeypatch.setattr("sys.stderr", Terminal())
     monkeypatch.setenv("CI", "true")
     assert Progress(log, "training", 3, "steps").bar is None
+
+
+def test_hugging_faces_own_bars_stay_out_of_logs(monkeypatch) -> None:
+    """Loading a model with no terminal writes no "Loading weights" bar (it did into every task log)."""
+    from transformers.utils import logging as hf_logging
+
+    from synth_core.config import GeneratorConfig
+    from synth_core.models import _load_embedder_cached, load_embedder
+
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    try:
+        _load_embedder_cached.cache_clear()  # a real load, even if another test loaded it already
+        load_embedder(GeneratorConfig())
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
+    assert "Loading weights" not in stderr.getvalue()
