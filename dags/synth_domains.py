@@ -33,6 +33,9 @@ DEFAULT_ARGS = {
 }
 # how long a gate review waits for a human before it defaults to Reject (a deployment setting:
 # production waits a week, `make demo` a few minutes)
+# "off": every domain DAG is manual-only (`make ui` on a laptop: unpausing a weekly domain would otherwise
+# start its full-size scheduled run at once, and a run triggered by hand would queue behind it)
+SCHEDULES_ON = os.environ.get("SYNTH_SCHEDULES", "on") != "off"
 REVIEW_TIMEOUT = timedelta(minutes=float(os.environ.get("SYNTH_REVIEW_TIMEOUT_MINUTES", 7 * 24 * 60)))
 _minutes = REVIEW_TIMEOUT.total_seconds() / 60
 REVIEW_TIMEOUT_TEXT = (f"{_minutes:g} minutes" if _minutes < 120 else
@@ -97,7 +100,7 @@ def domain_dag(domain: DomainFile) -> DAG:
 
     @dag(
         dag_id=domain.dag_id,
-        schedule=config.schedule,
+        schedule=config.schedule if SCHEDULES_ON else None,
         start_date=START,
         catchup=False,
         max_active_runs=1,

@@ -79,6 +79,7 @@ def ui() -> int:
     airflow("pools", "set", "gpu", "1", "SoftSRV training and generation (one at a time here)", unattended=False)
     command = [str(Path(sys.executable).with_name("airflow")), "standalone"]
     env = airflow_env(unattended=False)
+    env["SYNTH_SCHEDULES"] = "off"  # runs only when triggered: a CPU cannot run a domain's nightly batch
     # standalone starts its components as `airflow <component>` from PATH: make it this environment's
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     print(f"Airflow UI on http://localhost:{env.get('AIRFLOW__API__PORT', '8080')}; the admin password is "

@@ -72,8 +72,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def parse_dags(tmp_path: Path, domains_dir: Path | None = None) -> dict:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
+def parse_dags(tmp_path: Path, domains_dir: Path | None = None, **settings: str) -> dict:
+    env = {**settings, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags")}
     if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -172,3 +172,9 @@ def test_key_figures_line_puts_rounded_numbers_first_and_shortened_hashes_last()
         "steps": 40, "decoding": {"temperature": 0.7}, "snapshot_hash": "ab" * 32})
     assert line == ("train_soft_prompt: final_loss=1.276, steps=40, run_id=manual__2026-12-01, skipped=False, "
                     "checkpoint_hash=9f2c9f2c9f2c, snapshot_hash=abababababab")
+
+
+def test_schedules_off_makes_every_domain_manual_only(tmp_path: Path):
+    """`make ui` sets SYNTH_SCHEDULES=off: unpausing a domain must not start its full-size scheduled run."""
+    parsed = parse_dags(tmp_path, SYNTH_SCHEDULES="off")
+    assert {d["schedule"] for dag_id, d in parsed["dags"].items() if dag_id.startswith("synth__")} == {"None"}
