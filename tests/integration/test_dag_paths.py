@@ -123,9 +123,16 @@ def test_validation_failure_stops_before_training(tmp_path, monkeypatch, airflow
     assert open_store(f"{s3_prefix}/published").list("") == []
 
 
-def test_a_run_that_could_never_publish_is_refused_at_its_first_task(tmp_path, monkeypatch, airflow_db, s3_prefix):
+def test_a_run_that_could_never_publish_is_refused(tmp_path, monkeypatch, airflow_db, s3_prefix):
+    from airflow.sdk.exceptions import ParamValidationError
+
     dags = domain_dags(tmp_path, monkeypatch, s3_prefix)
-    run = run_dag(dags[DAG_ID], datetime(2025, 4, 2, tzinfo=UTC), conf={"num_samples": 4})  # validation.min_rows=10
+    # asked for in the trigger: refused before any run exists, naming the setting
+    with pytest.raises(ParamValidationError, match=r"4 is less than the minimum of 10(.|\n)*validation.min_rows=10"):
+        run_dag(dags[DAG_ID], datetime(2025, 4, 2, tzinfo=UTC), conf={"num_samples": 4})
+    # set so in the YAML itself: refused by the first task, without a retry
+    dags = domain_dags(tmp_path, monkeypatch, s3_prefix, generation={"num_samples": 4})
+    run = run_dag(dags[DAG_ID], datetime(2025, 4, 2, tzinfo=UTC))
     assert run.state == "failed" and run.task_states["refresh_targets"] == "failed"
     assert run.tries["refresh_targets"] == 1 and run.task_states["train_soft_prompt"] == "upstream_failed"
 
