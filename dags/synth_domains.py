@@ -31,11 +31,11 @@ DEFAULT_ARGS = {
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": notify_failure,  # webhook from the Airflow connection `synth_alerts`, if set
 }
-# how long a gate review waits for a human before it defaults to Reject (a deployment setting:
-# production waits a week, `make demo` a few minutes)
 # "off": every domain DAG is manual-only (`make ui` on a laptop: unpausing a weekly domain would otherwise
 # start its full-size scheduled run at once, and a run triggered by hand would queue behind it)
 SCHEDULES_ON = os.environ.get("SYNTH_SCHEDULES", "on") != "off"
+# how long a gate review waits for a human before it defaults to Reject (a deployment setting:
+# production waits a week, `make demo` a few minutes)
 REVIEW_TIMEOUT = timedelta(minutes=float(os.environ.get("SYNTH_REVIEW_TIMEOUT_MINUTES", 7 * 24 * 60)))
 _minutes = REVIEW_TIMEOUT.total_seconds() / 60
 REVIEW_TIMEOUT_TEXT = (f"{_minutes:g} minutes" if _minutes < 120 else
@@ -97,10 +97,11 @@ the decision. Without an answer within {timeout} the batch is rejected.
 def domain_dag(domain: DomainFile) -> DAG:
     config, path = domain.config, str(domain.path)
     floor, floor_setting, _ = config.num_samples_floor()
+    schedule = config.schedule if SCHEDULES_ON else None
 
     @dag(
         dag_id=domain.dag_id,
-        schedule=config.schedule if SCHEDULES_ON else None,
+        schedule=schedule,
         start_date=START,
         catchup=False,
         max_active_runs=1,
@@ -108,7 +109,7 @@ def domain_dag(domain: DomainFile) -> DAG:
         default_args={**DEFAULT_ARGS, "owner": config.owner},
         description=config.description or None,
         doc_md=DOMAIN_DOC.format(name=config.name, description=config.description, owner=config.owner,
-                                 schedule=config.schedule, path=path, shards=config.generation.shards),
+                                 schedule=schedule, path=path, shards=config.generation.shards),
         params={
             # `$comment` is shown in the refusal (the schema is printed with the validation error)
             "num_samples": Param(None, type=["null", "integer"], minimum=floor,
