@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import quote
 
 from synth_core.gate_history import FAILED_VALIDATION, BrokenDomain, DomainHistory, GateRun, RunDetail
 from synth_core.html_table import html_table
 from synth_core.layout import (
     GATE_REPORT_HTML,
     MANIFEST,
+    airflow_dag_path,
     airflow_run_path,
     gate_page_run_path,
     required_action_path,
@@ -47,7 +47,7 @@ class Links:
         return self.airflow + required_action_path(dag_id, run_id)
 
     def airflow_dag(self, dag_id: str) -> str:
-        return f"{self.airflow}/dags/{quote(dag_id, safe='')}"
+        return self.airflow + airflow_dag_path(dag_id)
 
 
 def _page(title: str, body: str) -> str:

@@ -204,6 +204,16 @@ def review_deadline(store: ArtifactStore, domain: str, run_id: str) -> str | Non
         return None
 
 
+def gate_run_from_store(store: ArtifactStore, domain: str, run_id: str, report: dict[str, Any]) -> GateRun:
+    """The history row for a run whose gate report was read: the report's figures, its validation results
+    and, for a batch the gate sent to review, the review's deadline."""
+    run = summarise_report(domain, run_id, report)
+    run.validation = validation_summary(store, domain, run_id)
+    if run.decision == "review":
+        run.review_until = review_deadline(store, domain, run_id)
+    return run
+
+
 def validation_summary(store: ArtifactStore, domain: str, run_id: str) -> dict[str, dict[str, Any] | None]:
     """Per validated batch (targets, synthetic): GX success and expectation counts, or None if not run."""
     summary: dict[str, dict[str, Any] | None] = {}
@@ -265,10 +275,7 @@ def domain_history(config: DomainConfig, limit: int = 50, store: ArtifactStore |
 def read_gate_run(store: ArtifactStore, domain: str, run_id: str) -> GateRun:
     """One run's history row; an unreadable report gives a row with `error` set."""
     try:
-        report = store.get_json(gate_report_key(domain, run_id))
-        run = summarise_report(domain, run_id, report)
-        run.validation = validation_summary(store, domain, run_id)
-        run.review_until = review_deadline(store, domain, run_id)
+        run = gate_run_from_store(store, domain, run_id, store.get_json(gate_report_key(domain, run_id)))
     except (StoreError, FileNotFoundError, ValueError, AttributeError) as exc:
         log.warning("gate report of %s run %s unreadable: %s", domain, run_id, exc)
         return GateRun(domain, run_id, dag_id_for(domain), error=f"{type(exc).__name__}: {exc}")
@@ -290,9 +297,7 @@ def run_detail(config: DomainConfig, run_id: str, store: ArtifactStore | None = 
     """Raises FileNotFoundError when the run has no gate report (ValueError for an invalid run id)."""
     store = store or open_store(config.store.uri, config.store.conn_id)
     report = store.get_json(gate_report_key(config.name, run_id))
-    run = summarise_report(config.name, run_id, report)
-    run.validation = validation_summary(store, config.name, run_id)
-    run.review_until = review_deadline(store, config.name, run_id)
+    run = gate_run_from_store(store, config.name, run_id, report)
     detail = RunDetail(run, report, None, store.exists(gate_report_html_key(config.name, run_id)))
     try:
         run.publication = publications(config).get(run_id)

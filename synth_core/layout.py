@@ -59,11 +59,18 @@ def gate_page_run_path(domain: str, run_id: str) -> str:
     return f"/domains/{quote(domain, safe='')}/runs/{quote(run_id, safe='')}"
 
 
+def airflow_dag_path(dag_id: str) -> str:
+    """A DAG's page in the Airflow UI, relative to the UI's root."""
+    from urllib.parse import quote
+
+    return f"/dags/{quote(dag_id, safe='')}"
+
+
 def airflow_run_path(dag_id: str, run_id: str) -> str:
     """A DAG run's page in the Airflow UI, relative to the UI's root."""
     from urllib.parse import quote
 
-    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{airflow_dag_path(dag_id)}/runs/{quote(run_id, safe='')}"
 
 
 def required_action_path(dag_id: str, run_id: str) -> str:

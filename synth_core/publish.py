@@ -126,9 +126,9 @@ def _transactionally(action: Callable[[], T], what: str) -> T:
 
 
 def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest: dict[str, Any],
-            copies: tuple[ArtifactStore, dict[str, str]] | None = None) -> tuple[bool, str, str]:
-    """Write files, then the manifest: (True, manifest sha, prefix). Files named in `copies` (a store, and
-    file name -> key there) are copied from it server-side where the destination can. A run id commits once per destination,
+            source: ArtifactStore, source_keys: dict[str, str]) -> tuple[bool, str, str]:
+    """Write files, then the manifest: (True, manifest sha, prefix). A file read from `source` (its key in
+    `source_keys`) is copied from there server-side where the destination can. A run id commits once per destination,
     whatever its date: when the manifest's run id is already committed, here or under another date,
     nothing is written and the answer is (False, that manifest's sha, its prefix)."""
     committed_key = manifests_by_run(dest.list(f"domain={manifest['domain']}")).get(manifest["run_id"])
@@ -141,7 +141,6 @@ def _commit(dest: ArtifactStore, prefix: str, files: dict[str, bytes], manifest:
                                  f"a run id publishes once")
         return False, hashlib.sha256(existing_bytes).hexdigest(), committed
     manifest_key = f"{prefix}/{MANIFEST}"
-    source, source_keys = copies or (None, {})
     for name, data in files.items():
         if name in source_keys:
             dest.put_copy(f"{prefix}/{name}", data, source, source_keys[name])
@@ -277,7 +276,7 @@ def publish(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str, ap
 
     def attempt() -> dict[str, Any]:
         written, manifest_sha, committed = _commit(dest, prefix, {**parts, DATASET_CARD: card}, manifest,
-                                                   copies=(store, sources))
+                                                   store, sources)
         result = {"published": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha}
         if committed != prefix:
             log.warning("run %s was already published as %s: a run id publishes once, so ds=%s changes nothing",
@@ -307,7 +306,7 @@ def quarantine(config: DomainConfig, run_id: str, store: ArtifactStore, ds: str,
     dest = destination or open_store(config.publish.quarantine, config.publish.conn_id)
     prefix = partition_prefix(config.name, ds, run_id)
     written, manifest_sha, committed = _transactionally(
-        lambda: _commit(dest, prefix, {**parts, **evidence}, manifest, copies=(store, {**sources, **evidence_keys})),
+        lambda: _commit(dest, prefix, {**parts, **evidence}, manifest, store, {**sources, **evidence_keys}),
         f"quarantine {config.name} run {run_id} to {dest.uri_for(prefix)}")
     _report_lineage(config, run_id, store, manifest, dest.uri_for(committed))
     return {"quarantined": written, "uri": dest.uri_for(committed), "manifest_sha256": manifest_sha,
