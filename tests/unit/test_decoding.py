@@ -48,9 +48,23 @@ def test_nucleus_sampling_never_leaves_the_nucleus():
 
 
 def test_nucleus_wider_than_the_candidate_shortcut_is_still_exact():
-    logits = torch.zeros(1, 1000)  # uniform: the 0.9 nucleus holds 900 tokens, more than 256 candidates
-    draws = sample_next_token(logits.expand(4000, -1), 1.0, 0.9, torch.Generator().manual_seed(0))
-    assert draws.max().item() >= 600 and len(set(draws.tolist())) > 500
+    weights = torch.linspace(2.0, 1.0, 1000)  # flat and strictly decreasing: the 0.9 nucleus holds ~880 tokens
+    probs = weights / weights.sum()
+    nucleus = int(((probs.cumsum(0) - probs) < 0.9).sum())
+    draws = sample_next_token(probs.log().expand(20000, -1), 1.0, 0.9, torch.Generator().manual_seed(0))
+    assert nucleus > 800 and draws.max().item() < nucleus  # never outside the nucleus
+    assert draws.max().item() > nucleus - 20  # and reaching its edge
+    early, late = (draws < 100).float().mean().item(), (draws >= nucleus - 100).float().mean().item()
+    expected = probs[:100].sum().item() / probs[:nucleus].sum().item(), \
+        probs[nucleus - 100:nucleus].sum().item() / probs[:nucleus].sum().item()
+    assert abs(early - expected[0]) < 0.01 and abs(late - expected[1]) < 0.01
+
+
+def test_whole_distribution_draws_follow_the_probabilities():
+    probs = torch.tensor([0.6, 0.0, 0.3, 0.1])
+    draws = sample_next_token(probs.log().expand(20000, -1), 1.0, 1.0, torch.Generator().manual_seed(0))
+    shares = torch.bincount(draws, minlength=4).float() / len(draws)
+    assert shares[1].item() == 0.0 and torch.allclose(shares, probs, atol=0.01)
 
 
 def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny_lm, tiny_config):
