@@ -41,7 +41,8 @@ class Scale:
     test_rows: int  # real test rows for MAUVE and downstream loss
     steps: int
     num_samples: int
-    max_length: int  # training length; generation's max_new_tokens follows the domain, capped here
+    max_length: int  # training length
+    max_new_tokens: int  # generation's cap follows the domain, capped here: below the targets' length, rows are cut
     batch_size: int
     gen_batch_size: int
     finetune_rows: int
@@ -53,13 +54,13 @@ class Scale:
 
 SCALES = {
     "smoke": Scale(model="embedded:tiny-random", target_rows=24, test_rows=16, steps=2, num_samples=8,
-                   max_length=12, batch_size=4, gen_batch_size=8, finetune_rows=8, finetune_steps=1,
+                   max_length=12, max_new_tokens=12, batch_size=4, gen_batch_size=8, finetune_rows=8, finetune_steps=1,
                    gate_min_rows=4, plumbing_only=True),
     "small": Scale(model="embedded:smollm2-135m", target_rows=400, test_rows=200, steps=150, num_samples=200,
-                   max_length=192, batch_size=8, gen_batch_size=50, finetune_rows=64, finetune_steps=30,
+                   max_length=192, max_new_tokens=512, batch_size=8, gen_batch_size=50, finetune_rows=64, finetune_steps=30,
                    gate_min_rows=40),
     "full": Scale(model="embedded:smollm2-135m", target_rows=100_000, test_rows=1000, steps=2000, num_samples=2000,
-                  max_length=512, batch_size=16, gen_batch_size=128, finetune_rows=1000, finetune_steps=300,
+                  max_length=512, max_new_tokens=1024, batch_size=16, gen_batch_size=128, finetune_rows=1000, finetune_steps=300,
                   gate_min_rows=200),
 }
 
@@ -75,7 +76,7 @@ def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
         "soft_prompt.warm_start": "",
         "soft_prompt.bf16": scale.bf16,
         "generation.num_samples": scale.num_samples, "generation.batch_size": scale.gen_batch_size,
-        "generation.max_new_tokens": min(config.generation.max_new_tokens, scale.max_length),
+        "generation.max_new_tokens": min(config.generation.max_new_tokens, scale.max_new_tokens),
         "gate.min_rows": scale.gate_min_rows, "gate.max_rows": max(scale.num_samples, scale.test_rows)})
 
 

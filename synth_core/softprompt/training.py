@@ -64,9 +64,18 @@ class TrainResult:
 
 
 def tokenize_targets(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids of each text, truncated to leave room for the closing EOS token."""
+    """Token ids of each text and its closing EOS token; a text longer than `max_length` is cut there and
+    gets no EOS: an EOS after a cut teaches the model to stop mid-row (GSM8K answers before their `####` line)."""
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    return [row[: max_length - 1] + [tokenizer.eos_token_id] for row in ids]
+    return [row + [tokenizer.eos_token_id] if len(row) < max_length else row[:max_length] for row in ids]
+
+
+def log_cut_rows(rows: list[list[int]], max_length: int, setting: str) -> None:
+    """Say how many target rows training sees cut, so a too-short `max_length` is visible in the logs."""
+    cut = sum(len(row) == max_length for row in rows)
+    if cut:
+        log.warning("%d of %d target rows (%.0f%%) are longer than %s=%d tokens: trained on their first %d tokens",
+                    cut, len(rows), 100 * cut / len(rows), setting, max_length, max_length)
 
 
 def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +215,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     heldout_context = embedder.encode_cached(heldout_texts)
     train_tokens = tokenize_targets(lm.tokenizer, targets.train, cfg.max_length)
     heldout_tokens = tokenize_targets(lm.tokenizer, heldout_texts, cfg.max_length)
+    log_cut_rows(train_tokens, cfg.max_length, "soft_prompt.max_length")
 
     soft_prompt, meta = _start(config, lm, train_context.shape[1], checkpoint_dir, resume, identities)
     soft_prompt.to(lm.device).train()

@@ -43,6 +43,15 @@ def test_unknown_variant_names_the_bad_value():
         build_soft_prompt("xyz", {})
 
 
+def test_a_target_cut_at_max_length_gets_no_end_of_sequence(tiny_lm):
+    eos = tiny_lm.tokenizer.eos_token_id
+    text = "a target text long enough to be cut at eight tokens, well past them"
+    whole = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    cut, fits = tokenize_targets(tiny_lm.tokenizer, [text], 8)[0], tokenize_targets(tiny_lm.tokenizer, [text], 64)[0]
+    assert cut == whole[:8] and eos not in cut  # the model must not learn to stop where the cut fell
+    assert fits == whole + [eos]
+
+
 def test_loss_masks_prefix_and_padding(tiny_lm):
     rows = tokenize_targets(tiny_lm.tokenizer, ["short", "a much longer target text with more tokens"], 32)
     input_ids, mask = collate(rows, tiny_lm.tokenizer.pad_token_id)
