@@ -220,7 +220,8 @@ class GenerationConfig:
     baseline_shots: int = field(default=3, metadata={"help": "few-shot examples in the hard-prompt baseline"})
     baseline_style: Literal["plain", "chat"] = field(
         default="plain", metadata={"help": "plain few-shot continuation, or the model's chat template"})
-    bf16: bool = field(default=False, metadata={"help": "sample with the frozen LM cast to bfloat16"})
+    bf16: bool = field(default=True, metadata={
+        "help": "sample with the frozen LM cast to bfloat16 where the device runs it natively (float32 elsewhere)"})
     baseline_instruction: str = field(
         default="Write one new example in the same format and style as the examples below.",
         metadata={"help": "the hard-prompt baseline's natural-language instruction"})

@@ -83,8 +83,7 @@ def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
 def load_bench_models(config: DomainConfig) -> tuple[Any, Any, Any]:
     """The frozen LM (fp32: training uses bf16 autocast), the LM to sample with, and the embedder.
 
-    Sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples: on this
-    CPU bf16 speeds up the matmuls but slows decode attention over long rows (docs/BENCHMARKS.md).
+    Sampling runs in the dtype the domain's `generation.bf16` asks for, as the product samples.
     """
     import torch
 

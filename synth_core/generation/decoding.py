@@ -7,7 +7,7 @@ baseline. It is a plain KV-cached decode loop rather than `generate`, because th
 - do exact nucleus (top-p) sampling without ever sorting the 49k-token vocabulary
   (`sample_next_token`);
 - compute logits for the last position only, and run the whole loop in the model's dtype (bf16
-  when `generation.bf16` is set);
+  unless `generation.bf16` is off or the device lacks native bf16);
 - prefill left-padded prompts one row at a time, unpadded, into one left-padded KV cache: a batch of
   few-shot prompts of 370-800 tokens spends most of its time there, and padded attention over the
   longest row costs more than running the rows alone (50 GSM8K 3-shot prompts, bf16: 97.8 s -> 61.8 s).

@@ -172,7 +172,7 @@ def test_bf16_runs_only_where_the_device_has_it_natively(caplog):
 
     cpu = torch.device("cpu")
     assert use_bf16(False, cpu, "generation.bf16") is False
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         assert use_bf16(True, cpu, "generation.bf16") is native_bf16(cpu)
     assert native_bf16(cpu) or "generation.bf16=true, but this cpu has no native bf16" in caplog.text
 
