@@ -70,12 +70,20 @@ def tokenize_targets(tokenizer, texts: list[str], max_length: int) -> list[list[
     return [row + [tokenizer.eos_token_id] if len(row) < max_length else row[:max_length] for row in ids]
 
 
-def log_cut_rows(rows: list[list[int]], max_length: int, setting: str) -> None:
-    """Say how many target rows training sees cut, so a too-short `max_length` is visible in the logs."""
-    cut = sum(len(row) == max_length for row in rows)
+def warn_about_long_targets(rows: list[list[int]], eos_id: int, config: DomainConfig) -> None:
+    """Say how many target rows training sees cut at `soft_prompt.max_length`, and how many could not be
+    generated whole within `generation.max_new_tokens`: rows like those are cut and dropped, so the
+    published rows come out shorter than the targets."""
+    cut = sum(row[-1] != eos_id for row in rows)
     if cut:
-        log.warning("%d of %d target rows (%.0f%%) are longer than %s=%d tokens: trained on their first %d tokens",
-                    cut, len(rows), 100 * cut / len(rows), setting, max_length, max_length)
+        log.warning("%d of %d target rows (%.0f%%) are longer than soft_prompt.max_length=%d tokens: trained on "
+                    "their first %d tokens", cut, len(rows), 100 * cut / len(rows), config.soft_prompt.max_length,
+                    config.soft_prompt.max_length)
+    cap = config.generation.max_new_tokens
+    too_long = sum(len(row) > cap for row in rows)
+    if too_long:
+        log.warning("%d of %d target rows (%.0f%%) need more than generation.max_new_tokens=%d tokens: generated "
+                    "rows like them are cut there and dropped", too_long, len(rows), 100 * too_long / len(rows), cap)
 
 
 def collate(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +223,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     heldout_context = embedder.encode_cached(heldout_texts)
     train_tokens = tokenize_targets(lm.tokenizer, targets.train, cfg.max_length)
     heldout_tokens = tokenize_targets(lm.tokenizer, heldout_texts, cfg.max_length)
-    log_cut_rows(train_tokens, cfg.max_length, "soft_prompt.max_length")
+    warn_about_long_targets(train_tokens, lm.tokenizer.eos_token_id, config)
 
     soft_prompt, meta = _start(config, lm, train_context.shape[1], checkpoint_dir, resume, identities)
     soft_prompt.to(lm.device).train()

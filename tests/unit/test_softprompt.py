@@ -15,6 +15,7 @@ from synth_core.softprompt.training import (
     target_nll,
     tokenize_targets,
     train_soft_prompt,
+    warn_about_long_targets,
 )
 
 pytestmark = pytest.mark.unit
@@ -50,6 +51,16 @@ def test_a_target_cut_at_max_length_gets_no_end_of_sequence(tiny_lm):
     cut, fits = tokenize_targets(tiny_lm.tokenizer, [text], 8)[0], tokenize_targets(tiny_lm.tokenizer, [text], 64)[0]
     assert cut == whole[:8] and eos not in cut  # the model must not learn to stop where the cut fell
     assert fits == whole + [eos]
+
+
+def test_targets_longer_than_the_token_limits_are_reported_by_setting(tiny_config, caplog):
+    eos = 0
+    rows = [[5, 6, 7, 8], [5, 6, eos], [5, 6, 7, eos]]  # cut at max_length 4; fits; fits, but needs 4 tokens
+    config = tiny_config.with_overrides({"soft_prompt.max_length": 4, "generation.max_new_tokens": 3})
+    with caplog.at_level("WARNING"):
+        warn_about_long_targets(rows, eos, config)
+    assert "1 of 3 target rows (33%) are longer than soft_prompt.max_length=4" in caplog.text
+    assert "2 of 3 target rows (67%) need more than generation.max_new_tokens=3" in caplog.text
 
 
 def test_loss_masks_prefix_and_padding(tiny_lm):
