@@ -25,6 +25,9 @@ from synth_core.config import AUTO, GenerationConfig
 from synth_core.models import FrozenLM
 
 NUCLEUS_CANDIDATES = 256
+# config settings with which a model's forward does more to the output layer's logits than the layer itself
+# (Gemma's soft-capping, Cohere's and Granite's scaling): such models keep their own forward pass
+OUTPUT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 STOP_CHECK_EVERY = 8  # steps between stop-pattern checks: decoding every step would cost more than it saves
 
 
@@ -96,6 +99,9 @@ def last_position_logits(model, **inputs) -> _Prefilled:
     The output layer runs on a contiguous copy of the last hidden state: `logits_to_keep` hands it a
     strided view, which bf16 matmul on the CPU serves by copying the 49k x 576 output matrix once per
     row (8.4 s for a batch of 64, more than the rest of the batch's decoding)."""
+    if any(getattr(model.config, name, None) for name in OUTPUT_TRANSFORMS):
+        out = model(**inputs, use_cache=True, logits_to_keep=1)
+        return _Prefilled(out.logits, out.cache)
     out = model.get_decoder()(**inputs, use_cache=True)
     return _Prefilled(model.get_output_embeddings()(out.last_hidden_state[:, -1:].contiguous()), out.cache)
 

@@ -8,7 +8,12 @@ import re
 import pytest
 import torch
 
-from synth_core.generation.decoding import STOP_CHECK_EVERY, sample_batch, sample_next_token
+from synth_core.generation.decoding import (
+    STOP_CHECK_EVERY,
+    last_position_logits,
+    sample_batch,
+    sample_next_token,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +86,13 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny_l
     assert stopped.texts[0].startswith(first_tokens.strip())
     others = [i for i in (1, 2) if first_tokens not in full.texts[i]]
     assert others and [stopped.texts[i] for i in others] == [full.texts[i] for i in others]
+
+
+def test_last_position_logits_match_the_model_s_own_forward_pass(tiny_lm, monkeypatch):
+    embeds = torch.randn(3, 5, tiny_lm.hidden_size) * 0.1
+    with torch.no_grad():
+        reference = tiny_lm.model(inputs_embeds=embeds).logits[:, -1:]
+        ours = last_position_logits(tiny_lm.model, inputs_embeds=embeds).logits
+        monkeypatch.setattr(tiny_lm.model.config, "final_logit_softcapping", 30.0, raising=False)
+        own_forward = last_position_logits(tiny_lm.model, inputs_embeds=embeds).logits  # its forward, not ours
+    assert torch.allclose(ours, reference, atol=1e-5) and torch.allclose(own_forward, reference, atol=1e-5)
