@@ -115,7 +115,7 @@ def use_bf16(requested: bool, device: torch.device, setting: str) -> bool:
     name, so one domain YAML (and the defaults) run at full speed on GPU workers and on CPUs without bf16 alike."""
     if requested and not native_bf16(device):
         log.info("%s=true, but this %s has no native bf16 (CPU capability %s): running in float32",
-                    setting, device, torch.backends.cpu.get_cpu_capability())
+                 setting, device, torch.backends.cpu.get_cpu_capability())
         return False
     return requested
 

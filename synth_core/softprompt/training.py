@@ -77,8 +77,7 @@ def warn_about_long_targets(rows: list[list[int]], eos_id: int, config: DomainCo
     cut = sum(row[-1] != eos_id for row in rows)
     if cut:
         log.warning("%d of %d target rows (%.0f%%) are longer than soft_prompt.max_length=%d tokens: trained on "
-                    "their first %d tokens", cut, len(rows), 100 * cut / len(rows), config.soft_prompt.max_length,
-                    config.soft_prompt.max_length)
+                    "their beginning only", cut, len(rows), 100 * cut / len(rows), config.soft_prompt.max_length)
     cap = config.generation.max_new_tokens
     too_long = sum(len(row) > cap for row in rows)
     if too_long:
