@@ -394,6 +394,9 @@ class CheckConfig:
     kind: Literal["regex", "arithmetic", "python"] = field(metadata={
         "help": "regex: the pattern must (or must not) occur; arithmetic: every 'a op b = c' step holds; "
                 "python: the row (or its part) parses as Python"})
+    calculator: bool = field(default=True, metadata={
+        "help": "arithmetic: the generator writes each step's result itself as it samples, so the steps hold "
+                "(false: the model's own numbers, checked and dropped when wrong); other kinds ignore it"})
     pattern: str = field(default="", metadata={"help": "regex: a Python regular expression, searched in the row"})
     must_match: bool = field(default=True, metadata={"help": "regex: false means the pattern must not occur"})
     part: str = field(default="", metadata={

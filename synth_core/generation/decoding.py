@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from synth_core.config import AUTO, GenerationConfig
+from synth_core.generation.calculator import Calculator
 from synth_core.models import FrozenLM
 
 NUCLEUS_CANDIDATES = 256
@@ -126,12 +127,13 @@ def prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: t
 @torch.no_grad()
 def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_embeds: torch.Tensor | None = None,
                  input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                 stop: re.Pattern[str] | None = None) -> DecodedBatch:
+                 stop: re.Pattern[str] | None = None, calculator: Calculator | None = None) -> DecodedBatch:
     """Sample one continuation per row; decode only the new tokens, up to (not including) EOS.
 
     A row also finishes when its text so far matches `stop` (checked every few steps; the caller
     cuts the text there). Finished rows leave the batch and its KV cache, so a batch costs what its
-    rows need rather than rows x its longest row.
+    rows need rather than rows x its longest row. A `calculator` writes the results of the arithmetic
+    steps the rows start.
     """
     if AUTO in (settings.temperature, settings.top_p):
         raise ValueError("generation.temperature/top_p is 'auto': the decoding must be chosen before sampling "
@@ -152,9 +154,19 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     active = torch.arange(batch, device=device)  # the batch row of each row still being decoded
+    if calculator is not None:
+        calculator.start(device)
     for step in range(settings.max_new_tokens):
-        token = sample_next_token(out.logits[:, -1], settings.temperature, settings.top_p, generator)
+        logits = out.logits[:, -1]
+        if calculator is not None:
+            rows = active.tolist()
+            calculator.restrict(logits, rows)
+        token = sample_next_token(logits, settings.temperature, settings.top_p, generator)
+        if calculator is not None:
+            token = calculator.override(token, rows)
         tokens[active, step] = token
+        if calculator is not None:
+            calculator.observe(tokens, rows, step, token)
         done = token == eos
         lengths[active[done]] = step
         if stop is not None and (step + 1) % STOP_CHECK_EVERY == 0:

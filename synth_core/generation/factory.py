@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synth_core.config import DomainConfig
+from synth_core.generation.calculator import Calculator
 from synth_core.generation.run import Generator
 from synth_core.models import Embedder, FrozenLM, load_embedder, load_frozen_lm, use_bf16
 from synth_core.sources import TargetSplit, load_target_split
@@ -16,7 +17,8 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
     """Soft-prompt generator when `checkpoint_dir` is given, else the hard-prompt baseline.
 
     Context vectors and few-shot examples come from the domain's train split only: the held-out
-    split is what the quality gate compares against. `generation.bf16` applies to a model this
+    split is what the quality gate compares against. A domain with an `arithmetic` check samples with
+    the calculator (generation/calculator.py), whichever prompt drives the model. `generation.bf16` applies to a model this
     function loads; a model passed in is used in the dtype it has.
     """
     from synth_core.generation.hard_prompt import HardPromptGenerator
@@ -29,8 +31,10 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
 
             lm.model.to(torch.bfloat16)
     targets = targets or load_target_split(config)
+    calculator = Calculator(lm.tokenizer) if any(c.kind == "arithmetic" and c.calculator for c in config.checks) \
+        else None
     if checkpoint_dir is None:
-        return HardPromptGenerator(lm, targets.train, config.generation), lm
+        return HardPromptGenerator(lm, targets.train, config.generation, calculator), lm
     embedder = embedder or load_embedder(config.generator)
     context_vectors = embedder.encode_cached(targets.train)
-    return SoftPromptGenerator(lm, Path(checkpoint_dir), context_vectors, config.generation), lm
+    return SoftPromptGenerator(lm, Path(checkpoint_dir), context_vectors, config.generation, calculator), lm

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from synth_core.config import GenerationConfig
+from synth_core.generation.calculator import Calculator
 from synth_core.generation.decoding import DecodedBatch, sample_batch
 from synth_core.models import FrozenLM
 
@@ -23,11 +24,12 @@ class HardPromptGenerator:
     variant = "hard-prompt"
     checkpoint_hash = ""
 
-    def __init__(self, lm: FrozenLM, target_texts: list[str], settings: GenerationConfig) -> None:
+    def __init__(self, lm: FrozenLM, target_texts: list[str], settings: GenerationConfig,
+                 calculator: Calculator | None = None) -> None:
         if len(target_texts) < settings.baseline_shots:
             raise ValueError(f"generation.baseline_shots={settings.baseline_shots}: only {len(target_texts)} "
                              "target rows available")
-        self.lm, self.targets, self.settings = lm, target_texts, settings
+        self.lm, self.targets, self.settings, self.calculator = lm, target_texts, settings, calculator
         self.variant = f"hard-prompt-{settings.baseline_style}"
 
     def shots(self, sample_index: int, seed: int) -> list[int]:
@@ -53,7 +55,7 @@ class HardPromptGenerator:
                             add_special_tokens=False)
         batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0],
                              input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
-                             stop=NEXT_EXAMPLE if plain else None)
+                             stop=NEXT_EXAMPLE if plain else None, calculator=self.calculator)
         if plain:
             # the model goes on to write "Example N+1:"; the sample ends where that header starts
             for i, text in enumerate(batch.texts):

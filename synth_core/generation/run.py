@@ -15,6 +15,7 @@ from synth_core.generation.writer import SyntheticParquetWriter
 from synth_core.progress import Progress
 
 if TYPE_CHECKING:
+    from synth_core.generation.calculator import Calculator
     from synth_core.models import FrozenLM
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class Generator(Protocol):
     checkpoint_hash: str
     lm: FrozenLM
     settings: GenerationConfig
+    calculator: Calculator | None
 
     def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]: ...
 
@@ -51,7 +53,7 @@ def sampling_settings(generator: Generator) -> dict:
     """What the rows are drawn with: the decoding settings and the generator's weight dtype."""
     settings = generator.settings
     return {"temperature": settings.temperature, "top_p": settings.top_p, "max_new_tokens": settings.max_new_tokens,
-            "dtype": str(generator.lm.model.dtype).removeprefix("torch.")}
+            "dtype": str(generator.lm.model.dtype).removeprefix("torch."), "calculator": generator.calculator is not None}
 
 
 def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: int, batch_size: int, seed: int,

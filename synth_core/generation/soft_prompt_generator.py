@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from synth_core.config import GenerationConfig
+from synth_core.generation.calculator import Calculator
 from synth_core.generation.decoding import DecodedBatch, sample_batch
 from synth_core.models import FrozenLM
 from synth_core.softprompt.checkpoint import load_checkpoint
@@ -19,8 +20,8 @@ from synth_core.softprompt.checkpoint import load_checkpoint
 
 class SoftPromptGenerator:
     def __init__(self, lm: FrozenLM, checkpoint_dir: Path, context_vectors: np.ndarray,
-                 settings: GenerationConfig) -> None:
-        self.lm, self.settings = lm, settings
+                 settings: GenerationConfig, calculator: Calculator | None = None) -> None:
+        self.lm, self.settings, self.calculator = lm, settings, calculator
         self.soft_prompt, self.meta = load_checkpoint(checkpoint_dir, lm.device)
         self.soft_prompt.eval()
         if self.soft_prompt.hidden_size != lm.hidden_size:
@@ -47,5 +48,6 @@ class SoftPromptGenerator:
     def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]:
         context = torch.from_numpy(np.stack([self.context_for(j, seed) for j in sample_indices]))
         prefix = self.soft_prompt(context.to(self.lm.device))  # (B, t, d)
-        batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0], inputs_embeds=prefix)
+        batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0], inputs_embeds=prefix,
+                             calculator=self.calculator)
         return batch, [self.context_index(j, seed) for j in sample_indices]

@@ -28,8 +28,9 @@ SYNTHETIC_SCHEMA = pa.schema([
     ("top_p", pa.float64()),
     ("max_new_tokens", pa.int32()),
     ("dtype", pa.string()),
+    ("calculator", pa.bool_()),  # the arithmetic steps' results were written by the calculator
 ])
-SAMPLING_COLUMNS = ("temperature", "top_p", "max_new_tokens", "dtype")
+SAMPLING_COLUMNS = ("temperature", "top_p", "max_new_tokens", "dtype", "calculator")
 
 
 class SyntheticParquetWriter:

@@ -15,7 +15,6 @@ The quality benchmark reports the same checks' pass rates.
 from __future__ import annotations
 
 import ast
-import operator
 import re
 import resource
 import subprocess
@@ -25,40 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from synth_core.arithmetic import arithmetic_steps
 from synth_core.config import CheckConfig
 
-# digit runs are possessive: a plain `\d+` inside the repeated group can split a long run of digits in
-# exponentially many ways before failing (a generated row of 30 digits hung the benchmark)
-_NUMBER = r"-?\d+(?:\.\d+)?"
-_EQUATION = re.compile(rf"((?:\d++(?:\.\d++)?|[\s()+\-*/x])+?)\s*=\s*\$?\s*({_NUMBER})(?![\d./])")
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-              ast.USub: operator.neg}
 MIN_TARGET_PASS_RATE = 0.9  # a check fewer real target rows pass than this is a configuration error
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return float(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ValueError("not plain arithmetic")
-
-
-def arithmetic_steps(text: str) -> list[bool]:
-    """For each arithmetic step `expr = value` in the text (with an operator in expr): does it hold?"""
-    results = []
-    for expr, value in _EQUATION.findall(text.replace(",", "").replace("$", "")):
-        expr = expr.replace("x", "*").strip()
-        if not re.search(r"\d\s*[-+*/]\s*\(?\s*-?\d", expr):
-            continue
-        try:
-            computed = _evaluate(ast.parse(expr, mode="eval").body)
-        except (SyntaxError, ValueError, ZeroDivisionError):
-            continue
-        results.append(abs(computed - float(value)) <= 1e-4 * max(1.0, abs(float(value))))
-    return results
 
 
 def _limits() -> None:  # runs in the child, before exec

@@ -8,8 +8,9 @@ import json
 import pytest
 import yaml
 
+from synth_core.arithmetic import arithmetic_steps
 from synth_core.config import CheckConfig, ConfigError, load_domain
-from synth_core.quality.checks import RowChecks, arithmetic_steps, run_asserts
+from synth_core.quality.checks import RowChecks, run_asserts
 from tests.unit.conftest import REPO
 
 pytestmark = pytest.mark.unit
