@@ -15,9 +15,9 @@ import re
 # digit runs are possessive: a plain `\d+` inside the repeated group can split a long run of digits in
 # exponentially many ways before failing (a generated row of 30 digits hung the benchmark)
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_EQUATION = re.compile(rf"((?:\d++(?:\.\d++)?|[\s()+\-*/x])+?)\s*=\s*\$?\s*({_NUMBER})(?!\d|[./]\d)")
-# the arithmetic expression that a text ends in, just before its "=" (the step a calculator completes)
-_OPEN_EQUATION = re.compile(r"((?:\d++(?:\.\d++)?|[\s()+\-*/x])+?)\s*=\s*\Z")
+_EXPRESSION = r"((?:\d++(?:\.\d++)?|[\s()+\-*/x])+?)\s*="
+_EQUATION = re.compile(rf"{_EXPRESSION}\s*\$?\s*({_NUMBER})(?!\d|[./]\d)")
+_OPEN_EQUATION = re.compile(rf"{_EXPRESSION}\s*\Z")  # a text that ends in a step's "=" (what the calculator completes)
 _HAS_OPERATION = re.compile(r"\d\s*[-+*/]\s*\(?\s*-?\d")
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.USub: operator.neg}

@@ -29,16 +29,15 @@ class Calculator:
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
         pieces = {i: tokenizer.decode([i]) for i in range(len(tokenizer))}
-        self._vocabulary = {
-            "equals": torch.tensor([i for i, p in pieces.items() if _EQUALS.fullmatch(p)]),
-            "not_lead": torch.tensor([i for i, p in pieces.items() if not (p and _LEAD.fullmatch(p))]),
-            "digit_led": torch.tensor([i for i, p in pieces.items() if p[:1].isdigit()]),
-        }
+        self._equals = torch.tensor([i for i, p in pieces.items() if _EQUALS.fullmatch(p)])
+        self._not_lead = torch.tensor([i for i, p in pieces.items() if not (p and _LEAD.fullmatch(p))])
+        self._digit_led = torch.tensor([i for i, p in pieces.items() if p[:1].isdigit()])
         self.steps_completed = 0  # over all batches: how many numbers the calculator wrote
         self.start(torch.device("cpu"))
 
     def start(self, device: torch.device) -> None:
-        self._equals, self._not_lead, self._digit_led = (ids.to(device) for ids in self._vocabulary.values())
+        self._equals, self._not_lead, self._digit_led = (
+            ids.to(device) for ids in (self._equals, self._not_lead, self._digit_led))
         self._value: dict[int, str] = {}  # row -> the number its open step needs, once the lead is sampled
         self._queue: dict[int, deque[int]] = {}  # row -> the number's tokens still to write
         self._closing: set[int] = set()  # rows whose number was just written: no digit may follow

@@ -18,8 +18,8 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
 
     Context vectors and few-shot examples come from the domain's train split only: the held-out
     split is what the quality gate compares against. A domain with an `arithmetic` check samples with
-    the calculator (generation/calculator.py), whichever prompt drives the model. `generation.bf16` applies to a model this
-    function loads; a model passed in is used in the dtype it has.
+    the calculator (generation/calculator.py), whichever prompt drives the model. `generation.bf16`
+    applies to a model this function loads; a model passed in is used in the dtype it has.
     """
     from synth_core.generation.hard_prompt import HardPromptGenerator
     from synth_core.generation.soft_prompt_generator import SoftPromptGenerator
@@ -31,8 +31,8 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
 
             lm.model.to(torch.bfloat16)
     targets = targets or load_target_split(config)
-    calculator = Calculator(lm.tokenizer) if any(c.kind == "arithmetic" and c.calculator for c in config.checks) \
-        else None
+    computes = any(check.kind == "arithmetic" and check.calculator for check in config.checks)
+    calculator = Calculator(lm.tokenizer) if computes else None
     if checkpoint_dir is None:
         return HardPromptGenerator(lm, targets.train, config.generation, calculator), lm
     embedder = embedder or load_embedder(config.generator)
