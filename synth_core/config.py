@@ -28,9 +28,16 @@ class ConfigError(ValueError):
     """A domain YAML is malformed or holds a bad value."""
 
 
+AUTO = "auto"  # a setting the pipeline chooses from the data (decoding, token limits)
+
+
 def _check(condition: bool, key: str, value: Any, why: str) -> None:
     if not condition:
         raise ValueError(f"{key}={value!r}: {why}")
+
+
+def _check_token_limit(key: str, value: Any) -> None:
+    _check(value == AUTO or value > 0, key, value, "must be auto or > 0")
 
 
 def _check_pattern_specs(key: str, specs: list[str]) -> None:
@@ -159,8 +166,9 @@ class SoftPromptConfig:
         "help": "AdamW learning rate of the soft-prompt parameters"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     batch_size: int = field(default=8, metadata={"help": "target rows per training step"})
-    max_length: int = field(default=256, metadata={
-        "help": "tokens per target row; longer rows are truncated"})
+    max_length: int | Literal["auto"] = field(default=AUTO, metadata={
+        "help": "tokens per target row; longer rows are trained on their beginning only; auto: enough for "
+                "99.5% of the train rows whole (token_limits.py)"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 turns it off)"})
     mixture_size: int = field(default=8, metadata={"help": "k basis prompts for the mpk variant"})
     mlp_hidden: int = field(default=256, metadata={"help": "hidden width of the mc variant's MLP"})
@@ -178,14 +186,13 @@ class SoftPromptConfig:
 
     def __post_init__(self) -> None:
         _check(self.variant in VARIANTS, "soft_prompt.variant", self.variant, f"must be one of {VARIANTS}")
-        for name in ("num_tokens", "steps", "batch_size", "max_length", "mixture_size", "mlp_hidden",
+        for name in ("num_tokens", "steps", "batch_size", "mixture_size", "mlp_hidden",
                      "checkpoint_every", "eval_every", "log_every"):
             _check(getattr(self, name) > 0, f"soft_prompt.{name}", getattr(self, name), "must be > 0")
+        _check_token_limit("soft_prompt.max_length", self.max_length)
         _check(self.learning_rate > 0, "soft_prompt.learning_rate", self.learning_rate, "must be > 0")
         _check(self.grad_clip >= 0, "soft_prompt.grad_clip", self.grad_clip, "must be >= 0")
 
-
-AUTO = "auto"
 
 
 @dataclass
@@ -212,8 +219,9 @@ class GenerationConfig:
     support_quantile: float | None = field(default=0.95, metadata={
         "help": "a row is off the targets' support when its nearest train row is farther than this quantile of "
                 "train rows' own nearest-neighbour distances (null: no support cut)"})
-    max_new_tokens: int = field(default=256, metadata={
-        "help": "token cap per row; a row that reaches it is cut off"})
+    max_new_tokens: int | Literal["auto"] = field(default=AUTO, metadata={
+        "help": "token cap per row; a row that reaches it is cut off (and dropped by the gate); auto: enough "
+                "for 99.5% of the train rows whole (token_limits.py)"})
     context_noise: float = field(default=0.0, metadata={"help": "std of Gaussian noise on context vectors"})
     context_sampling: Literal["round_robin", "random"] = field(default="round_robin", metadata={
         "help": "which target's context vector each row uses: round_robin or random"})
@@ -229,8 +237,9 @@ class GenerationConfig:
         metadata={"help": "the hard-prompt baseline's natural-language instruction"})
 
     def __post_init__(self) -> None:
-        for name in ("num_samples", "shards", "batch_size", "max_new_tokens", "auto_rows"):
+        for name in ("num_samples", "shards", "batch_size", "auto_rows"):
             _check(getattr(self, name) > 0, f"generation.{name}", getattr(self, name), "must be > 0")
+        _check_token_limit("generation.max_new_tokens", self.max_new_tokens)
         for key, high in (("temperature", 2), ("top_p", 1)):
             value = getattr(self, key)
             _check(value == AUTO or 0 < value <= high, f"generation.{key}", value, f"must be auto or in (0, {high}]")

@@ -41,8 +41,10 @@ class Scale:
     test_rows: int  # real test rows for MAUVE and downstream loss
     steps: int
     num_samples: int
-    max_length: int  # training length
-    max_new_tokens: int  # generation's cap follows the domain, capped here: below the targets' length, rows are cut
+    # token limits (training length, generation cap) forced on every domain; None: the domain's own (auto by
+    # default: the targets' covering length). Below the targets' lengths rows are cut, which biases the batch.
+    max_length: int | None
+    max_new_tokens: int | None
     batch_size: int
     gen_batch_size: int
     finetune_rows: int
@@ -57,10 +59,10 @@ SCALES = {
                    max_length=12, max_new_tokens=12, batch_size=4, gen_batch_size=8, finetune_rows=8, finetune_steps=1,
                    gate_min_rows=4, plumbing_only=True),
     "small": Scale(model="embedded:smollm2-135m", target_rows=400, test_rows=200, steps=150, num_samples=200,
-                   max_length=192, max_new_tokens=512, batch_size=8, gen_batch_size=50, finetune_rows=64, finetune_steps=30,
+                   max_length=None, max_new_tokens=None, batch_size=8, gen_batch_size=50, finetune_rows=64, finetune_steps=30,
                    gate_min_rows=40),
     "full": Scale(model="embedded:smollm2-135m", target_rows=100_000, test_rows=1000, steps=2000, num_samples=2000,
-                  max_length=512, max_new_tokens=1024, batch_size=16, gen_batch_size=128, finetune_rows=1000, finetune_steps=300,
+                  max_length=None, max_new_tokens=None, batch_size=16, gen_batch_size=128, finetune_rows=1000, finetune_steps=300,
                   gate_min_rows=200),
 }
 
@@ -69,14 +71,14 @@ def scaled_config(config: DomainConfig, scale: Scale) -> DomainConfig:
     relaxed = {"gate.length_slack": 1000.0, "gate.max_repetition": 1.0, "gate.pii_patterns": [],
                "gate.max_length_ks": 1.0, "gate.drop_unfinished": False, "checks": [],
                "generation.support_quantile": None, "generation.auto_rows": scale.num_samples} if scale.plumbing_only else {}
-    return config.with_overrides({**relaxed,
+    limits = {key: cap for key, cap in (("soft_prompt.max_length", scale.max_length),
+                                        ("generation.max_new_tokens", scale.max_new_tokens)) if cap is not None}
+    return config.with_overrides({**relaxed, **limits,
         "generator.model": scale.model, "soft_prompt.steps": scale.steps, "soft_prompt.batch_size": scale.batch_size,
-        "soft_prompt.max_length": min(config.soft_prompt.max_length, scale.max_length),
         "soft_prompt.checkpoint_every": max(scale.steps // 2, 1), "soft_prompt.eval_every": max(scale.steps // 3, 1),
         "soft_prompt.warm_start": "",
         "soft_prompt.bf16": scale.bf16,
         "generation.num_samples": scale.num_samples, "generation.batch_size": scale.gen_batch_size,
-        "generation.max_new_tokens": min(config.generation.max_new_tokens, scale.max_new_tokens),
         "gate.min_rows": scale.gate_min_rows, "gate.max_rows": max(scale.num_samples, scale.test_rows)})
 
 
@@ -250,11 +252,13 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     from synth_core.softprompt.checkpoint import is_checkpoint, load_checkpoint
     from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary
     from synth_core.sources import load_target_split
+    from synth_core.token_limits import resolve_token_limits
 
     declared = config.checks
     config = scaled_config(config, scale)
     lm, sampler_lm, embedder = load_bench_models(config)
     targets = bench_targets(load_target_split(config), scale)
+    config = resolve_token_limits(config, lm.tokenizer, targets.train)  # the product's auto limits, measured once
     test = real_test_texts(config, scale.test_rows)
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
@@ -297,7 +301,9 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     hard = [m for m in methods if m.startswith("hard-prompt") and methods[m].get("mauve") is not None]
     best_hard = max(hard, key=lambda m: methods[m]["mauve"]) if hard else None
     return {"domain": config.name, "methods": methods, "reference": reference, "best_hard_prompt": best_hard,
-            "targets": {"train_rows": len(targets.train), "test_rows": len(test)}}
+            "targets": {"train_rows": len(targets.train), "test_rows": len(test)},
+            "token_limits": {"max_length": config.soft_prompt.max_length,
+                             "max_new_tokens": config.generation.max_new_tokens}}
 
 
 def markdown_table(results: dict[str, Any]) -> str:

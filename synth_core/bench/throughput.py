@@ -229,9 +229,11 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
     if training_texts:
         from synth_core.bench.quality import SCALES
         from synth_core.softprompt.training import tokenize_targets
+        from synth_core.token_limits import covering_length, token_counts
 
-        small = SCALES["small"]  # the quality bench's training sizes
-        rows = tokenize_targets(lm.tokenizer, training_texts, small.max_length)
+        small = SCALES["small"]  # the quality bench's training sizes; its length is the product's auto one
+        length = covering_length(token_counts(lm.tokenizer, training_texts))
+        rows = tokenize_targets(lm.tokenizer, training_texts, length)
         results["training_batches"] = training_batches(lm, rows, small.batch_size, training_steps, bf16=True)
         log.info("training batches: %s", results["training_batches"])
     results["params"] = params

@@ -138,6 +138,9 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     if AUTO in (settings.temperature, settings.top_p):
         raise ValueError("generation.temperature/top_p is 'auto': the decoding must be chosen before sampling "
                          "(generation/auto_decoding.py)")
+    if settings.max_new_tokens == AUTO:
+        raise ValueError("generation.max_new_tokens is 'auto': it must be measured on the train rows before sampling "
+                         "(token_limits.py)")
     model, device = lm.model, lm.device
     eos, pad = lm.tokenizer.eos_token_id, lm.tokenizer.pad_token_id
     generator = torch.Generator(device=device).manual_seed(seed)

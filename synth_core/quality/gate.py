@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synth_core.config import DomainConfig, GateConfig
+from synth_core.config import AUTO, DomainConfig, GateConfig
 from synth_core.generation.writer import SAMPLING_COLUMNS
 from synth_core.quality.checks import RowChecks
 from synth_core.quality.decision import decide, mauve_metrics
@@ -82,8 +82,11 @@ def _score(kept: list[str], target_train: Sequence[str], target_heldout: Sequenc
 
 def _too_few_rows(config: DomainConfig, kept: int, rows: int, dropped: dict[str, int]) -> str:
     nonzero = {reason: n for reason, n in dropped.items() if n}
-    cut_off = (f"; {dropped['unfinished']} rows were cut at generation.max_new_tokens="
-               f"{config.generation.max_new_tokens}: raise it" if dropped["unfinished"] else "")
+    cap = config.generation.max_new_tokens
+    advice = ("which holds 99.5% of the train rows whole: the cut rows ran on past the targets' length" if cap == AUTO
+              else "raise it")
+    cut_off = (f"; {dropped['unfinished']} rows were cut at generation.max_new_tokens={cap}, {advice}"
+               if dropped["unfinished"] else "")
     return (f"MAUVE not scored: only {kept} of {rows} synthetic rows survived the filters (dropped: {nonzero}); "
             f"gate.min_rows={config.gate.min_rows} are needed to score it" + cut_off)
 

@@ -32,6 +32,7 @@ from synth_core.softprompt.checkpoint import (
     load_optimizer_state,
     save_checkpoint,
 )
+from synth_core.token_limits import resolve_token_limits
 
 if TYPE_CHECKING:  # sources needs pandas; a GPU device check trains a soft prompt without it
     from synth_core.sources import TargetSplit
@@ -207,7 +208,9 @@ def _optimise(soft_prompt: SoftPrompt, optimizer: torch.optim.Optimizer, nll: to
 
 def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, targets: TargetSplit,
                       out_dir: Path, resume: bool = False) -> TrainResult:
-    """Train (or resume, or warm-start) the domain's soft prompt; checkpoints land in out_dir/checkpoint."""
+    """Train (or resume, or warm-start) the domain's soft prompt; checkpoints land in out_dir/checkpoint.
+    `auto` token limits are measured on the train rows (token_limits.py)."""
+    config = resolve_token_limits(config, lm.tokenizer, targets.train)
     cfg = config.soft_prompt
     started = time.perf_counter()
     out_dir = Path(out_dir)

@@ -38,9 +38,9 @@ def test_seed_domains_validate_against_the_schema(domain):
 
 def test_explain_marks_what_a_domain_changed(capsys):
     rows = {r["key"]: r for r in explain(load_domain(REPO / "domains" / "boolq.yaml"))}
-    assert rows["generation.max_new_tokens"]["changed"] and rows["generation.max_new_tokens"]["value"] == 48
+    assert rows["generation.batch_size"]["changed"] and rows["generation.batch_size"]["value"] == 32
     assert not rows["generation.temperature"]["changed"] and rows["generation.temperature"]["value"] == "auto"
     assert not rows["gate.leakage_margin"]["changed"] and rows["gate.leakage_margin"]["help"]
     assert main(["config", "explain", str(REPO / "domains" / "boolq.yaml"), "--changed"]) == 0
     out = capsys.readouterr().out
-    assert "* generation.max_new_tokens = 48" in out and "gate.leakage_margin" not in out.split("{")[0]
+    assert "* generation.batch_size = 32" in out and "gate.leakage_margin" not in out.split("{")[0]

@@ -257,7 +257,10 @@ def test_cut_off_rows_are_dropped_and_dropped_rows_never_carry_pii(config, targe
         assert card not in (tmp_path / name).read_text(), name
     all_cut = _gate(config, real[:30], targets, embed, finished=[False] * 30)
     assert all_cut.decision == "fail"
-    assert re.search(r"dropped: \{'unfinished': 30\}.*30 rows were cut at generation.max_new_tokens=\d+: raise it",
-                     " ".join(all_cut.reasons))
+    assert re.search(r"dropped: \{'unfinished': 30\}.*30 rows were cut at generation.max_new_tokens=auto, which "
+                     r"holds 99.5% of the train rows whole", " ".join(all_cut.reasons))
+    fixed_cap = _gate(config.with_overrides({"generation.max_new_tokens": 64}), real[:30], targets, embed,
+                      finished=[False] * 30)
+    assert "30 rows were cut at generation.max_new_tokens=64, raise it" in " ".join(fixed_cap.reasons)
     kept_all = _gate(config.with_overrides({"gate.drop_unfinished": False}), batch, targets, embed, finished=finished)
     assert kept_all.to_dict()["counts"]["dropped_by_reason"]["unfinished"] == 0
