@@ -142,7 +142,7 @@ def train_soft_prompt(config: DomainConfig, run: RunContext, store: ArtifactStor
     return {**current, "skipped": False, "steps": result.steps, "first_loss": result.first_loss,
             "final_loss": result.final_loss, "initial_heldout_nll": result.initial_heldout_nll,
             "heldout_nll": result.heldout_nll, "seconds": round(result.seconds, 1),
-            "tokens_per_second": round(result.tokens_per_second, 1),
+            "tokens_per_second": round(result.tokens_per_second, 1), "max_length": result.max_length,
             "decoding": choose_run_decoding(config, run, store, prefix, result.checkpoint_hash)}
 
 

@@ -58,6 +58,7 @@ class TrainResult:
     heldout_nll: float | None
     seconds: float
     tokens_per_second: float
+    max_length: int  # tokens per target row trained on (an `auto` limit, measured)
     loss_history: list[list[float]] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -277,7 +278,7 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     return TrainResult(
         checkpoint_dir=checkpoint_dir, checkpoint_hash=meta.theta_sha256, variant=cfg.variant,
         resumed_from_step=resumed_from, **loss_summary(meta), seconds=seconds,
-        tokens_per_second=tokens_seen / max(seconds, 1e-9), loss_history=meta.loss_history)
+        tokens_per_second=tokens_seen / max(seconds, 1e-9), max_length=cfg.max_length, loss_history=meta.loss_history)
 
 
 def loss_summary(meta: CheckpointMeta) -> dict:

@@ -40,6 +40,7 @@ def test_training_and_the_generator_resolve_auto_limits(tiny_config, tiny_lm, em
                                        "soft_prompt.steps": 1})
     length = covering_length(token_counts(tiny_lm.tokenizer, gsm8k_targets.train))
     result = train_soft_prompt(auto, tiny_lm, embedder, gsm8k_targets, tmp_path)
+    assert result.max_length == length
     generator, _ = build_generator(auto, result.checkpoint_dir, lm=tiny_lm, embedder=embedder, targets=gsm8k_targets)
     assert generator.settings.max_new_tokens == length
     batch, _ = generator.sample([0, 1], seed=0)
