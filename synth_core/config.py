@@ -212,7 +212,8 @@ class GenerationConfig:
     auto_rows: int = field(default=64, metadata={
         "help": "rows sampled per tried setting; each is scored against the validation split"})
     auto_validity_slack: float = field(default=0.05, metadata={
-        "help": "auto keeps the best MAUVE among settings whose valid-row share is within this of the best share"})
+        "help": "auto keeps the best MAUVE among settings whose valid-row share is within this of the best share, "
+                "or above the share that fills the batch (1 / (oversample x support_quantile)) by this much"})
     oversample: float = field(default=2.0, metadata={
         "help": "rows generated per requested row; the gate drops invalid and off-support rows and selects "
                 "num_samples of the rest to match the train split"})

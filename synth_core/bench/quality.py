@@ -181,34 +181,41 @@ def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, emb
                   rows: int | None = None):
     """Write `rows` (default `config.generation.num_samples`) rows to `path`: from the soft prompt at `checkpoint`, or from
     the hard-prompt baseline when there is none (`config` from `method_config`), with the domain's decoding
-    (for `auto`, chosen on the validation split as the product chooses it)."""
+    (for `auto`, chosen on the validation split as the product chooses it). Returns the generation's result
+    and the decoding record (the choice and every setting tried)."""
     from synth_core.generation.auto_decoding import settle_decoding
     from synth_core.generation.factory import build_generator
     from synth_core.generation.run import generate_to_parquet
 
     generator, _ = build_generator(config, checkpoint, lm=sampler_lm, embedder=embedder, targets=targets)
-    settle_decoding(generator, config, targets.validation, embedder.encode_cached)
+    decoding = settle_decoding(generator, config, targets.validation, embedder.encode_cached)
     settings = config.generation
     return generate_to_parquet(generator, path, num_samples=rows or settings.num_samples,
-                               batch_size=settings.batch_size, seed=settings.seed)
+                               batch_size=settings.batch_size, seed=settings.seed), decoding
 
 
 def _train_and_generate(method: str, config: DomainConfig, lm, sampler_lm, embedder, targets, out_dir: Path,
-                        path: Path, row: dict[str, Any]) -> None:
-    """Train the method's soft prompt (if it has one) and write its rows to `path`; timings into `row`."""
-    from synth_core.softprompt.training import train_soft_prompt
+                        path: Path, row: dict[str, Any], reuse_checkpoint: bool = False) -> None:
+    """Train the method's soft prompt (if it has one; with `reuse_checkpoint`, take an earlier run's) and write
+    its rows to `path`; timings into `row`."""
+    from synth_core.softprompt.checkpoint import load_checkpoint
+    from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary, train_soft_prompt
 
     timings = row["timings"]
     config = method_config(config, method)
     checkpoint = None
-    if method in SOFT_VARIANTS:
+    if method in SOFT_VARIANTS and reuse_checkpoint:
+        checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
+        row["reused_checkpoint"] = str(checkpoint)
+        row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
+    elif method in SOFT_VARIANTS:
         trained = _timed("train_s", timings, train_soft_prompt, config, lm, embedder, targets,
                          out_dir / config.name / method)
         row["training"] = {k: trained.summary()[k] for k in ("first_loss", "final_loss", "initial_heldout_nll",
                                                              "heldout_nll", "steps", "tokens_per_second")}
         checkpoint = trained.checkpoint_dir
-    generated = _timed("generate_s", timings, sample_method, config, checkpoint, sampler_lm, embedder, targets, path,
-                       config.generation.candidate_rows)
+    generated, row["decoding"] = _timed("generate_s", timings, sample_method, config, checkpoint, sampler_lm, embedder,
+                                        targets, path, config.generation.candidate_rows)
     row["generation_tokens_per_second"] = round(generated.tokens_per_second, 1)
 
 
@@ -271,12 +278,14 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         row: dict[str, Any] = {"timings": timings}
         path = out_dir / config.name / f"{method}.parquet"
         checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
-        if reuse and path.exists() and (method not in SOFT_VARIANTS or is_checkpoint(checkpoint)):
+        trained = method in SOFT_VARIANTS and is_checkpoint(checkpoint)
+        if reuse and path.exists() and (method not in SOFT_VARIANTS or trained):
             row["reused"] = str(path)  # rows of an earlier run: scored again, not re-trained or re-generated
             if method in SOFT_VARIANTS:
                 row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
-            _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row)
+            _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row,
+                                reuse_checkpoint=reuse and trained)
         texts = pd.read_parquet(path)["text"].tolist()
         # with selection, as the product runs: every candidate row in, num_samples selected; without: the first
         # num_samples rows, no support cut (the filters still drop invalid rows)

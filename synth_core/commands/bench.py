@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--methods", type=_methods, default="", help="comma-separated subset of "
                          "hard-prompt-plain, hard-prompt-chat, nsp, mpk, mc (default: all)")
     quality.add_argument("--reuse", action="store_true", help="score rows (and soft prompts) an earlier run left "
-                         "in --out again instead of re-training and re-generating them")
+                         "in --out again instead of re-training and re-generating them; a soft prompt whose rows "
+                         "were deleted samples new ones without re-training")
     quality.add_argument("--downstream-subsets", type=_positive, default=1, help="LoRA fine-tune on this many disjoint "
                          "row subsets per method and report the loss's mean and spread (default: one)")
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))

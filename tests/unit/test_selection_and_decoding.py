@@ -16,6 +16,7 @@ from synth_core.generation.auto_decoding import (
     choose_decoding,
     decoding_fingerprint,
     decoding_grid,
+    fill_share,
     settle_decoding,
     with_decoding,
 )
@@ -126,6 +127,25 @@ def test_auto_keeps_the_valid_on_distribution_setting_and_leaves_the_generator_a
     record = settle_decoding(generator, config, validation, embedder.encode_cached)
     assert generator.settings.temperature == 0.7 and record["tried"] == list(choice.tried)
     assert with_decoding(config, record).generation.temperature == 0.7
+
+
+def test_validity_beyond_what_fills_the_batch_does_not_outrank_mauve(gsm8k):
+    config, test, _, embedder = gsm8k
+    # 0.7: varied real rows, 70% valid (the rest lost their answer line); 0.85: every row valid, but three rows over
+    cut = [row.rsplit("\n####", 1)[0] for row in test[28:40]]
+    generator = ScriptedGenerator(GenerationConfig(temperature=1.0, top_p=0.95),
+                                  {0.7: (test[:28] + cut, True), 0.85: (test[40:43], True), 1.0: (test[:40], False)})
+    validation = load_target_split(config).validation
+    oversampled = choose_decoding(generator, config, validation, embedder.encode_cached)
+    tried = {row["temperature"]: row for row in oversampled.tried}
+    assert tried[0.7]["valid_rate"] == 0.7 and tried[0.85]["valid_rate"] == 1.0
+    assert tried[0.7]["mauve"] > tried[0.85]["mauve"]
+    assert fill_share(config.generation) == pytest.approx(1 / (2 * 0.95))  # oversample 2, support cut at 0.95
+    assert oversampled.temperature == 0.7 and "enough to fill the batch (53%)" in oversampled.rule
+    # without oversampling every valid row is needed: validity within the slack of the best decides first
+    exact = config.with_overrides({"generation.oversample": 1.0})
+    assert choose_decoding(generator, exact, validation, embedder.encode_cached).temperature == 0.85
+    assert decoding_fingerprint(exact, "ckpt", "snap") != decoding_fingerprint(config, "ckpt", "snap")
 
 
 def test_fixed_decoding_is_not_tuned_and_the_fingerprint_follows_what_the_choice_depends_on(gsm8k):
