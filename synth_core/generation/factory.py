@@ -20,8 +20,8 @@ def build_generator(config: DomainConfig, checkpoint_dir: Path | None = None, *,
     Context vectors and few-shot examples come from the domain's train split only: the held-out
     split is what the quality gate compares against. A domain with an `arithmetic` check samples with
     the calculator (generation/calculator.py), whichever prompt drives the model. An `auto` token cap is
-    measured on the train rows (token_limits.py). `generation.bf16`
-    applies to a model this function loads; a model passed in is used in the dtype it has.
+    measured on the train rows (token_limits.py). `generation.bf16` applies to a model this function loads;
+    a model passed in is used in the dtype it has.
     """
     from synth_core.generation.hard_prompt import HardPromptGenerator
     from synth_core.generation.soft_prompt_generator import SoftPromptGenerator
