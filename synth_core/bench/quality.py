@@ -278,14 +278,14 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         row: dict[str, Any] = {"timings": timings}
         path = out_dir / config.name / f"{method}.parquet"
         checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
-        trained = method in SOFT_VARIANTS and is_checkpoint(checkpoint)
-        if reuse and path.exists() and (method not in SOFT_VARIANTS or trained):
+        has_checkpoint = method in SOFT_VARIANTS and is_checkpoint(checkpoint)
+        if reuse and path.exists() and (method not in SOFT_VARIANTS or has_checkpoint):
             row["reused"] = str(path)  # rows of an earlier run: scored again, not re-trained or re-generated
             if method in SOFT_VARIANTS:
                 row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
             _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row,
-                                reuse_checkpoint=reuse and trained)
+                                reuse_checkpoint=reuse and has_checkpoint)
         texts = pd.read_parquet(path)["text"].tolist()
         # with selection, as the product runs: every candidate row in, num_samples selected; without: the first
         # num_samples rows, no support cut (the filters still drop invalid rows)
