@@ -154,11 +154,8 @@ def run_gate(config: DomainConfig, synthetic_texts: Sequence[str], target_train:
         check_rates = {"rows_checked": filtered.checks.rows, "batch": filtered.checks.pass_rates,
                        "real_heldout": checks.run(list(target_heldout)).pass_rates,
                        "describe": {c.name: c.describe() for c in checks.checks}}
-    candidates = [texts[i] for i in filtered.kept]
-    selection = select_rows(unit_rows(embed(candidates)), unit_rows(embed(list(target_train))),
-                            config.generation.num_samples, config.generation.support_quantile, gate.sample_seed,
-                            lengths=np.array([len(t) for t in candidates]),
-                            train_lengths=np.array([len(t) for t in target_train]))
+    selection = select_rows(unit_rows(embed([texts[i] for i in filtered.kept])), unit_rows(embed(list(target_train))),
+                            config.generation.num_samples, config.generation.support_quantile, gate.sample_seed)
     off_support = [DroppedRow(filtered.kept[k], texts[filtered.kept[k]], "off_support",
                               f"nearest train row at distance {d:.3f} (support threshold {selection.threshold:.3f})")
                    for k, d in selection.off_support.items()]

@@ -52,22 +52,6 @@ def test_selection_returns_the_requested_count_spread_like_the_train_rows():
     assert summary["selected"] + summary["off_support"] + summary["not_selected"] == summary["candidates"] == 440
 
 
-def test_selection_draws_lengths_spread_like_the_train_rows():
-    rng = np.random.default_rng(2)
-    centres = np.eye(8)[:2]
-    train, candidates = _clusters(rng, centres, [200, 200]), _clusters(rng, centres, [300, 300])
-    train_lengths = rng.uniform(100, 1000, size=400)
-    lengths = np.where(rng.random(600) < 0.8, rng.uniform(100, 400, 600), rng.uniform(400, 1000, 600))  # short-heavy
-    plain = select_rows(candidates, train, count=150, quantile=None, seed=0)
-    matched = select_rows(candidates, train, count=150, quantile=None, seed=0, lengths=lengths,
-                          train_lengths=train_lengths)
-    long_share = {name: float(np.mean(lengths[s.selected] > 400)) for name, s in (("plain", plain),
-                                                                                  ("matched", matched))}
-    assert long_share["plain"] < 0.3 and long_share["matched"] > 0.55  # the train rows' share is 2/3
-    per_cluster = np.bincount(np.array(matched.selected) // 300, minlength=2)
-    assert per_cluster.tolist() == pytest.approx([75, 75], abs=6) and len(set(matched.selected)) == 150
-
-
 def test_selection_keeps_every_supported_row_when_there_are_too_few_and_null_turns_the_cut_off():
     rng = np.random.default_rng(1)
     train = _clusters(rng, np.eye(8)[:2], [100, 100])
