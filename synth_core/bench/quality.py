@@ -195,19 +195,16 @@ def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, emb
 
 
 def _train_and_generate(method: str, config: DomainConfig, lm, sampler_lm, embedder, targets, out_dir: Path,
-                        path: Path, row: dict[str, Any], reuse_checkpoint: bool = False) -> None:
-    """Train the method's soft prompt (if it has one; with `reuse_checkpoint`, take an earlier run's) and write
-    its rows to `path`; timings into `row`."""
-    from synth_core.softprompt.checkpoint import load_checkpoint
-    from synth_core.softprompt.training import CHECKPOINT_DIR, loss_summary, train_soft_prompt
+                        path: Path, row: dict[str, Any], reused_checkpoint: Path | None = None) -> None:
+    """Train the method's soft prompt (if it has one; given `reused_checkpoint`, an earlier run's is used) and
+    write its rows to `path`; timings into `row`."""
+    from synth_core.softprompt.training import train_soft_prompt
 
     timings = row["timings"]
     config = method_config(config, method)
-    checkpoint = None
-    if method in SOFT_VARIANTS and reuse_checkpoint:
-        checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
-        row["reused_checkpoint"] = str(checkpoint)
-        row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
+    checkpoint = reused_checkpoint
+    if reused_checkpoint is not None:
+        row["reused_checkpoint"] = str(reused_checkpoint)
     elif method in SOFT_VARIANTS:
         trained = _timed("train_s", timings, train_soft_prompt, config, lm, embedder, targets,
                          out_dir / config.name / method)
@@ -278,14 +275,14 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
         row: dict[str, Any] = {"timings": timings}
         path = out_dir / config.name / f"{method}.parquet"
         checkpoint = out_dir / config.name / method / CHECKPOINT_DIR
-        has_checkpoint = method in SOFT_VARIANTS and is_checkpoint(checkpoint)
-        if reuse and path.exists() and (method not in SOFT_VARIANTS or has_checkpoint):
+        reused_prompt = reuse and method in SOFT_VARIANTS and is_checkpoint(checkpoint)
+        if reused_prompt:
+            row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
+        if reuse and path.exists() and (method not in SOFT_VARIANTS or reused_prompt):
             row["reused"] = str(path)  # rows of an earlier run: scored again, not re-trained or re-generated
-            if method in SOFT_VARIANTS:
-                row["training"] = loss_summary(load_checkpoint(checkpoint)[1])
         else:
             _train_and_generate(method, config, lm, sampler_lm, embedder, targets, out_dir, path, row,
-                                reuse_checkpoint=reuse and has_checkpoint)
+                                checkpoint if reused_prompt else None)
         texts = pd.read_parquet(path)["text"].tolist()
         # with selection, as the product runs: every candidate row in, num_samples selected; without: the first
         # num_samples rows, no support cut (the filters still drop invalid rows)

@@ -116,14 +116,14 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
             tried.append(row)
     finally:
         generator.settings = own
-    best_valid, slack = max(r["valid_rate"] for r in tried), settings.auto_validity_slack
-    needed = min(best_valid - slack, fill_share(settings) + slack)
+    best_valid, slack, fill = max(r["valid_rate"] for r in tried), settings.auto_validity_slack, fill_share(settings)
+    needed = min(best_valid - slack, fill + slack)
     eligible = [r for r in tried if r["valid_rate"] >= needed and r["mauve"] is not None]
     if eligible:
         chosen = max(eligible, key=lambda r: r["mauve"])
         rule = (f"highest MAUVE against {len(validation)} validation rows among settings with a valid share of at "
                 f"least {needed:.0%}: within {slack:.0%} of the best ({best_valid:.0%}), or enough to fill the batch "
-                f"({fill_share(settings):.0%}) with {slack:.0%} to spare")
+                f"({fill:.0%}) with {slack:.0%} to spare")
     else:
         chosen = max(tried, key=lambda r: r["valid_rate"])
         rule = (f"MAUVE needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows "

@@ -82,6 +82,13 @@ def test_reuse_scores_an_earlier_runs_rows_again_without_training_or_sampling(tm
         assert again[name]["mauve"] == first[name]["mauve"]
     assert again["mc"]["training"]["steps"] == first["mc"]["training"]["steps"] == 2
     assert again["mc"]["training"]["heldout_nll"] == pytest.approx(first["mc"]["training"]["heldout_nll"])
+    # a trained prompt whose rows were deleted samples new rows without training again
+    (tmp_path / "boolq" / "mc.parquet").unlink()
+    assert synth([*args, "--reuse", "--methods", "mc"]) == 0
+    resampled = json.loads((tmp_path / "results.json").read_text())["domains"][0]["methods"]["mc"]
+    assert resampled["reused_checkpoint"].endswith("checkpoint") and "reused" not in resampled
+    assert "train_s" not in resampled["timings"] and "generate_s" in resampled["timings"]
+    assert resampled["training"]["heldout_nll"] == pytest.approx(first["mc"]["training"]["heldout_nll"])
 
 
 def test_sampling_sweep_scores_each_setting_on_validation_rows_never_on_test(tmp_path, capsys):
