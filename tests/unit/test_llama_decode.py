@@ -1,0 +1,47 @@
+"""The preallocated-cache decode step against the model's own forward pass, on the tiny random Llama."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from synth_core.generation.decoding import _ForwardStep, prefill
+from synth_core.generation.llama_decode import LlamaDecoder, supports
+
+pytestmark = pytest.mark.unit
+
+
+@torch.no_grad()
+def test_logits_match_the_forward_pass_with_left_padding_and_dropped_rows(tiny_lm):
+    model = tiny_lm.model
+    lengths = [5, 2, 4]
+    width = max(lengths)
+    generator = torch.Generator().manual_seed(0)
+    embeds = torch.randn(len(lengths), width, tiny_lm.hidden_size, generator=generator) * 0.1
+    mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = prefill(model, embeds, mask, positions)
+    ours = LlamaDecoder(model, copy.deepcopy(out.cache), mask, max_new_tokens=6)
+    theirs = _ForwardStep(model, copy.deepcopy(out.cache), mask)
+    next_position = positions[:, -1:] + 1
+    for step in range(5):
+        if step == 2:  # the middle row finishes: both steps must keep the other rows' caches intact
+            rows = torch.tensor([0, 2])
+            ours.keep(rows)
+            theirs.keep(rows)
+            next_position = next_position[rows]
+        token = torch.randint(0, len(tiny_lm.tokenizer), (len(next_position),), generator=generator)
+        expected = theirs.step(token, next_position)
+        got = ours.step(token, next_position)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+        next_position = next_position + 1
+
+
+def test_only_plain_llama_layers_take_the_preallocated_path(tiny_lm):
+    assert supports(tiny_lm.model)
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, mlp_bias=True)
+    assert not supports(LlamaForCausalLM(config))
