@@ -169,6 +169,9 @@ class SoftPromptConfig:
     max_length: int | Literal["auto"] = field(default=AUTO, metadata={
         "help": "tokens per target row; longer rows are trained on their beginning only; auto: enough for "
                 "99.5% of the train rows whole (token_limits.py)"})
+    loss_weighting: Literal["token", "row"] = field(default="token", metadata={
+        "help": "token: minimise the mean NLL over a batch's target tokens (a long row weighs more); row: the mean "
+                "over rows of each row's mean token NLL (every target row weighs the same)"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 turns it off)"})
     mixture_size: int = field(default=8, metadata={"help": "k basis prompts for the mpk variant"})
     mlp_hidden: int = field(default=256, metadata={"help": "hidden width of the mc variant's MLP"})

@@ -114,9 +114,9 @@ def batch_rows(lengths: np.ndarray, batch_size: int, step: int, seed: int) -> np
     return pool[chosen * batch_size : (chosen + 1) * batch_size]
 
 
-def target_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, input_ids: torch.Tensor,
-               attention_mask: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, int]:
-    """Summed next-token NLL of the target tokens given the soft prefix, and the token count."""
+def row_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, input_ids: torch.Tensor,
+            attention_mask: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's summed next-token NLL of its target tokens given the soft prefix, and its token count."""
     device = lm.device
     input_ids, attention_mask, context = input_ids.to(device), attention_mask.to(device), context.to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -129,9 +129,24 @@ def target_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, inp
     # the logit at position t-1+j predicts target token j; the last position predicts nothing
     predicting = logits[:, t - 1 : -1].float()
     labels = input_ids.masked_fill(attention_mask == 0, -100)
-    nll = torch.nn.functional.cross_entropy(predicting.reshape(-1, predicting.shape[-1]), labels.reshape(-1),
-                                            ignore_index=-100, reduction="sum")
-    return nll, int(attention_mask.sum())
+    nll = torch.nn.functional.cross_entropy(predicting.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    return nll.sum(dim=1), attention_mask.sum(dim=1)
+
+
+def target_nll(lm: FrozenLM, soft_prompt: SoftPrompt, context: torch.Tensor, input_ids: torch.Tensor,
+               attention_mask: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, int]:
+    """Summed next-token NLL of the batch's target tokens given the soft prefix, and the token count."""
+    nll, counts = row_nll(lm, soft_prompt, context, input_ids, attention_mask, bf16)
+    return nll.sum(), int(counts.sum())
+
+
+def training_loss(nll: torch.Tensor, counts: torch.Tensor, weighting: str) -> torch.Tensor:
+    """The loss a step minimises from each row's summed NLL and token count. `token`: the mean over every
+    target token of the batch, so a long row weighs as much as several short ones; `row`: the mean over rows
+    of each row's mean token NLL, so every target example weighs the same whatever its length."""
+    if weighting == "row":
+        return (nll / counts.clamp(min=1)).mean()
+    return nll.sum() / counts.sum().clamp(min=1)
 
 
 @torch.no_grad()
@@ -195,10 +210,9 @@ def _start(config: DomainConfig, lm: FrozenLM, context_dim: int, checkpoint_dir:
     return _new_soft_prompt(config, lm, context_dim), meta
 
 
-def _optimise(soft_prompt: SoftPrompt, optimizer: torch.optim.Optimizer, nll: torch.Tensor, count: int,
+def _optimise(soft_prompt: SoftPrompt, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
               grad_clip: float) -> float:
-    """One optimiser step on the mean token NLL; returns the loss."""
-    loss = nll / count
+    """One optimiser step on `loss`; returns its value."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -248,10 +262,10 @@ def train_soft_prompt(config: DomainConfig, lm: FrozenLM, embedder: Embedder, ta
     for step in range(resumed_from, cfg.steps):
         picks = batch_rows(train_lengths, cfg.batch_size, step, cfg.seed)
         input_ids, attention_mask = collate([train_tokens[i] for i in picks], lm.tokenizer.pad_token_id)
-        nll, count = target_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
-                                attention_mask, bf16)
-        loss_value = _optimise(soft_prompt, optimizer, nll, count, cfg.grad_clip)
-        tokens_seen += count
+        nll, counts = row_nll(lm, soft_prompt, torch.from_numpy(train_context[picks]), input_ids,
+                              attention_mask, bf16)
+        loss_value = _optimise(soft_prompt, optimizer, training_loss(nll, counts, cfg.loss_weighting), cfg.grad_clip)
+        tokens_seen += int(counts.sum())
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"training loss became {loss_value} at step {step + 1}; "
                                      f"lower soft_prompt.learning_rate={cfg.learning_rate}")

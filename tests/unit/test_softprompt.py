@@ -12,9 +12,11 @@ from synth_core.softprompt.training import (
     LENGTH_POOL,
     batch_rows,
     collate,
+    row_nll,
     target_nll,
     tokenize_targets,
     train_soft_prompt,
+    training_loss,
     warn_about_long_targets,
 )
 
@@ -76,6 +78,24 @@ def test_loss_masks_prefix_and_padding(tiny_lm):
     padded[0, len(rows[0]):] = 17
     nll_b, _ = target_nll(tiny_lm, prompt, torch.zeros(2, 8), padded, mask)
     assert torch.allclose(nll_a, nll_b)
+
+
+def test_row_weighting_gives_every_target_row_the_same_weight(tiny_lm):
+    rows = tokenize_targets(tiny_lm.tokenizer, ["short", "a much longer target text with many more tokens in it"], 32)
+    input_ids, mask = collate(rows, tiny_lm.tokenizer.pad_token_id)
+    prompt = build_soft_prompt("nsp", {"num_tokens": 3, "hidden_size": tiny_lm.hidden_size, "context_dim": 8})
+    nll, counts = row_nll(tiny_lm, prompt, torch.zeros(2, 8), input_ids, mask)
+    assert counts.tolist() == [len(r) for r in rows]
+    total, count = target_nll(tiny_lm, prompt, torch.zeros(2, 8), input_ids, mask)
+    assert torch.allclose(nll.sum(), total) and count == sum(counts.tolist())
+    # each row alone gives its own summed NLL: the per-row split loses nothing to padding
+    for i, row in enumerate(rows):
+        alone, _ = target_nll(tiny_lm, prompt, torch.zeros(1, 8), *collate([row], tiny_lm.tokenizer.pad_token_id))
+        assert torch.allclose(alone, nll[i], atol=1e-4)
+    by_row = training_loss(nll, counts, "row")
+    by_token = training_loss(nll, counts, "token")
+    assert torch.allclose(by_row, (nll / counts).mean()) and torch.allclose(by_token, total / count)
+    assert not torch.allclose(by_row, by_token)
 
 
 @pytest.mark.parametrize("variant", ["nsp", "mpk", "mc"])
