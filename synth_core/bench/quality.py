@@ -151,6 +151,17 @@ def score_rows(config, texts, train, test, embedder, timings, declared: list[Che
     return metrics, report.kept_texts
 
 
+def first_valid_rows(config: DomainConfig, texts: list[str], train: list[str], test: list[str], embed) -> list[str]:
+    """The shortest head of the candidate rows that holds `generation.num_samples` rows passing the gate's
+    filters (all rows if fewer pass): the batch without selection, scored at the size selection keeps."""
+    from synth_core.quality.checks import RowChecks
+    from synth_core.quality.gate import filter_and_measure_leakage
+
+    filtered, _ = filter_and_measure_leakage(texts, train, test, config.gate, embed, checks=RowChecks(config.checks))
+    wanted = config.generation.num_samples
+    return texts[: filtered.kept[wanted - 1] + 1] if len(filtered.kept) >= wanted else texts
+
+
 def second_space_mauve(config: DomainConfig, kept: list[str], train: list[str], test: list[str],
                        featurize) -> dict[str, float] | None:
     """MAUVE of the kept rows and of real train rows against `test`, on a second feature space (the frozen
@@ -285,10 +296,11 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
                                 checkpoint if reused_prompt else None)
         texts = pd.read_parquet(path)["text"].tolist()
         # with selection, as the product runs: every candidate row in, num_samples selected; without: the first
-        # num_samples rows, no support cut (the filters still drop invalid rows)
+        # num_samples rows that pass the filters, no support cut: as many rows, so MAUVE compares like with like
         for scored, rows, run_config in (
                 (row, texts, config),
-                (row.setdefault("without_selection", {}), texts[: config.generation.num_samples],
+                (row.setdefault("without_selection", {}), first_valid_rows(config, texts, targets.train, test,
+                                                                          embedder.encode_cached),
                  config.with_overrides({"generation.support_quantile": None}))):
             metrics, kept = score_rows(run_config, rows, targets.train, test, embedder, timings, declared)
             scored.update(metrics)

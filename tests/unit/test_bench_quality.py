@@ -26,9 +26,11 @@ def test_smoke_quality_bench_scores_every_method_and_writes_its_outputs(tmp_path
         assert 0.0 <= row["mauve"] <= 1.0, name
         assert row["leakage_rate"] is not None and "heldout_loss_after" in row["downstream"]
         assert set(row["exact"]) == {"question_answer", "all"} and row["timings"]["generate_s"] > 0
-        # with selection (16 candidates, 8 selected) and without (the first 8), each in two feature spaces
+        # with selection (16 candidates, 8 selected) and without (the first 8 that pass the filters): as many
+        # rows kept, each scored in two feature spaces
         plain = row["without_selection"]
-        assert row["input"] == 16 and plain["input"] == 8
+        assert row["input"] == 16 and min(8, row["kept"]) <= plain["input"] <= 16
+        assert plain["kept"] == row["kept"], name
         for scored in (row, plain):
             assert 0.0 <= scored["mauve_llm"]["mauve"] <= 1.0 and "heldout_loss_after" in scored["downstream"]
     assert domain["reference"]["no_finetune_loss"] > 0
