@@ -155,9 +155,9 @@ def first_valid_rows(config: DomainConfig, texts: list[str], train: list[str], t
     """The shortest head of the candidate rows that holds `generation.num_samples` rows passing the gate's
     filters (all rows if fewer pass): the batch without selection, scored at the size selection keeps."""
     from synth_core.quality.checks import RowChecks
-    from synth_core.quality.gate import filter_and_measure_leakage
+    from synth_core.quality.filters import filter_batch
 
-    filtered, _ = filter_and_measure_leakage(texts, train, test, config.gate, embed, checks=RowChecks(config.checks))
+    filtered = filter_batch(texts, [*train, *test], config.gate, embed, checks=RowChecks(config.checks))
     wanted = config.generation.num_samples
     return texts[: filtered.kept[wanted - 1] + 1] if len(filtered.kept) >= wanted else texts
 
