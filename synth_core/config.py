@@ -169,7 +169,7 @@ class SoftPromptConfig:
     max_length: int | Literal["auto"] = field(default=AUTO, metadata={
         "help": "tokens per target row; longer rows are trained on their beginning only; auto: enough for "
                 "99.5% of the train rows whole (token_limits.py)"})
-    loss_weighting: Literal["token", "row"] = field(default="token", metadata={
+    loss_weighting: Literal["token", "row"] = field(default="row", metadata={
         "help": "token: minimise the mean NLL over a batch's target tokens (a long row weighs more); row: the mean "
                 "over rows of each row's mean token NLL (every target row weighs the same)"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 turns it off)"})
