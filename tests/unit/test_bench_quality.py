@@ -33,8 +33,15 @@ def test_smoke_quality_bench_scores_every_method_and_writes_its_outputs(tmp_path
         assert plain["kept"] == row["kept"], name
         for scored in (row, plain):
             assert 0.0 <= scored["mauve_llm"]["mauve"] <= 1.0 and "heldout_loss_after" in scored["downstream"]
+    # at one row count, the fewest any method kept, every method scored against the same real rows
+    (equal_rows,) = {row["equal_rows"]["rows"] for row in domain["methods"].values()}
+    assert equal_rows == min(row["kept"] for row in domain["methods"].values())
+    references = {(row["equal_rows"]["minilm"]["reference"], row["equal_rows"]["llm"]["reference"])
+                  for row in domain["methods"].values()}
+    assert len(references) == 1
     assert domain["reference"]["no_finetune_loss"] > 0
-    assert "| mc |" in (tmp_path / "results.md").read_text() and "selected / not" in (tmp_path / "results.md").read_text()
+    table = (tmp_path / "results.md").read_text()
+    assert "| mc |" in table and "selected / not" in table and f"kept rows at {equal_rows} rows" in table
     assert (tmp_path / "boolq.png").stat().st_size > 1000
 
 
