@@ -4,8 +4,9 @@ Every figure is measured in the same process on the same machine, so the ratios 
 the machine is shared and noisy: generation tokens/s at several batch sizes (same soft-prefix length,
 same decoding, same number of new tokens), the prefill of a batch of left-padded prompts of unequal
 length (the few-shot baseline's cost), one training step, training on real GSM8K rows with random
-batches against length-pooled ones, model load cold and cached, and the fraction of this machine's
-measured matmul peak that generation reaches.
+batches against length-pooled ones, model load cold and cached, the fraction of this machine's
+measured matmul peak that generation reaches, and the decode step with either attention the sampler
+can use (which one it picks by default depends on the dtype and device).
 
 Generation is compared like with like: ours and plain `generate` with the weights in fp32, then both
 in bf16, and each at its best dtype. Every tensor lives on the model's device and every timing
@@ -25,6 +26,7 @@ import torch
 
 from synth_core.config import GenerationConfig, GeneratorConfig
 from synth_core.generation.decoding import prefill, sample_batch
+from synth_core.generation.llama_decode import LlamaDecoder, default_attention, supports
 from synth_core.models import FrozenLM, load_frozen_lm
 
 BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -106,6 +108,37 @@ def generation_like_with_like(lm: FrozenLM, batch: int, settings: GenerationConf
     row["best"] = {"plain_dtype": plain_dtype, "ours_dtype": ours_dtype,
                    "ours_vs_plain": row[ours_dtype]["ours_tok_s"] / row[plain_dtype]["plain_tok_s"]}
     return row
+
+
+def _decode_steps(decoder: LlamaDecoder, token: torch.Tensor, last_position: torch.Tensor, steps: int) -> None:
+    for i in range(steps):
+        decoder.step(token, last_position + 1 + i)
+
+
+@torch.no_grad()
+def decode_attention(lm: FrozenLM, batch: int, columns: int, steps: int, repeats: int) -> dict:
+    """Milliseconds per decode step over a cache of `columns`, attending by `scaled_dot_product_attention` against
+    two matmuls over transposed keys, in each of `BENCH_DTYPES`; best of `repeats`, interleaved. Records which
+    one the sampler picks by default, so a machine where the default loses shows it."""
+    original = lm.model.dtype
+    result: dict = {"batch": batch, "columns": columns, "steps": steps}
+    for name, dtype in BENCH_DTYPES.items():
+        lm.model.to(dtype)
+        mask = torch.ones(batch, columns, dtype=torch.long, device=lm.device)
+        positions = (mask.cumsum(-1) - 1)[:, -1:]
+        cache = prefill(lm.model, _prefix(lm, batch, columns), mask, mask.cumsum(-1) - 1).cache
+        token = torch.zeros(batch, dtype=torch.long, device=lm.device)
+        ms: dict[str, list[float]] = {"sdpa": [], "matmul": []}
+        for _ in range(repeats):
+            for attention, runs in ms.items():
+                decoder = LlamaDecoder(lm.model, cache, mask, steps, attention=attention)
+                seconds, _ = timed(lm.device, _decode_steps, decoder, token, positions, steps)
+                runs.append(seconds / steps * 1e3)
+        result[name] = {f"{attention}_ms_per_step": min(runs) for attention, runs in ms.items()}
+        result[name]["matmul_vs_sdpa_speedup"] = min(ms["sdpa"]) / min(ms["matmul"])
+        result[name]["default"] = default_attention(cache.layers[0].keys)
+    lm.model.to(original)
+    return result
 
 
 @torch.no_grad()
@@ -192,7 +225,7 @@ def training_batches(lm: FrozenLM, token_rows: list[list[int]], batch: int, step
 def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64, num_tokens: int = 16,
                    model: str = "embedded:smollm2-135m", repeats: int = 3, prompt_rows: int = 16,
                    prompt_lengths: tuple[int, int] = (256, 768), training_texts: list[str] | None = None,
-                   training_steps: int = 16) -> dict:
+                   training_steps: int = 16, attention_columns: int = 320) -> dict:
     torch.manual_seed(0)
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                  "cuda": torch.cuda.is_available()}}
@@ -218,6 +251,9 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
     for batch in batches:
         results["generation"].append(generation_like_with_like(lm, batch, base, num_tokens, repeats, peak, params))
         log.info("generation at batch %d: %s", batch, results["generation"][-1])
+    if supports(lm.model):
+        results["decode_attention"] = decode_attention(lm, max(batches), attention_columns, 8, repeats)
+        log.info("decode attention: %s", results["decode_attention"])
     low, high = prompt_lengths  # GSM8K's 3-shot prompts run 370-800 tokens
     results["prompt_prefill"] = prompt_prefill_seconds(
         lm, [low + (high - low) * i // max(prompt_rows - 1, 1) for i in range(prompt_rows)], repeats)

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     throughput.add_argument("--training-domain", type=Path, default=Path("domains/gsm8k.yaml"),
                             help="domain whose target rows the random vs length-pooled training batches use")
     throughput.add_argument("--training-steps", type=int, default=16)
+    throughput.add_argument("--attention-columns", type=int, default=320,
+                            help="cached tokens for the decode step's attention comparison (a product-length row)")
     throughput.set_defaults(run=run_throughput)
     quality = kinds.add_parser("quality", help="SoftSRV variants against the hard-prompt baseline, per domain")
     quality.add_argument("--domains", default="gsm8k,mbpp,boolq", help="comma-separated seed domains")
@@ -85,7 +87,8 @@ def run_throughput(args: argparse.Namespace) -> int:
     batches = tuple(int(b) for b in args.batches.split(","))
     texts = load_target_split(load_domain(args.training_domain)).train[: SCALES["small"].target_rows]
     emit({"bench": "throughput", **run_throughput(batches, args.new_tokens, model=args.model, repeats=args.repeats,
-                                                  training_texts=texts, training_steps=args.training_steps)})
+                                                  training_texts=texts, training_steps=args.training_steps,
+                                                  attention_columns=args.attention_columns)})
     return 0
 
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     assert synth(["bench", "throughput", "--model", "embedded:tiny-random", "--batches", "1,2",
-                  "--new-tokens", "4", "--repeats", "1", "--training-steps", "2",
+                  "--new-tokens", "4", "--repeats", "1", "--training-steps", "2", "--attention-columns", "12",
                   "--training-domain", str(REPO / "domains" / "gsm8k.yaml")]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [row["batch"] for row in result["generation"]] == [1, 2]
@@ -28,6 +28,13 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
         assert best["ours_vs_plain"] == pytest.approx(row[best["ours_dtype"]]["ours_tok_s"]
                                                       / row[best["plain_dtype"]]["plain_tok_s"])
         assert row[best["ours_dtype"]]["ours_tok_s"] == max(row[d]["ours_tok_s"] for d in ("fp32", "bf16"))
+    attention = result["decode_attention"]
+    assert (attention["batch"], attention["columns"]) == (2, 12)
+    for dtype, default in (("fp32", "sdpa"), ("bf16", "matmul")):  # the sampler's picks on CPU
+        figures = attention[dtype]
+        assert figures["default"] == default
+        assert figures["matmul_vs_sdpa_speedup"] == pytest.approx(figures["sdpa_ms_per_step"]
+                                                                   / figures["matmul_ms_per_step"])
     prompts = result["prompt_prefill"]
     assert (prompts["rows"], prompts["min_length"], prompts["max_length"]) == (16, 256, 768)
     assert prompts["speedup"] == pytest.approx(prompts["padded_batch_s"] / prompts["ours_s"])
