@@ -50,11 +50,11 @@ class LlamaDecoder:
     Rows are left-padded: column `c` of every row is the same step, and `valid` marks the columns a row
     attends to (its real prompt tokens and every token it has sampled).
 
-    Attention over the cache is the larger half of a long row's step on CPU, and the fastest way to run it
-    depends on the dtype (one layer, batch 64, 300 columns, one thread): in float32
-    `scaled_dot_product_attention` over the cache's strided view (4.0 ms) beats two matmuls (4.5 ms); in
-    bfloat16 it takes 6.0 ms, and two matmuls over keys stored transposed, so both read the cache in its
-    memory order, take 2.0 ms. `attention="auto"` picks the second for half-precision caches on CPU.
+    The faster attention over the cache depends on the dtype (whole step, SmolLM2, batch 64, 320 columns, 2-core
+    CPU; `decode_attention` in `synth bench throughput`): in float32 `scaled_dot_product_attention` over the
+    cache's strided view (236 ms) beats two matmuls (261 ms); in bfloat16 two matmuls over keys stored
+    transposed, so both read the cache in its memory order, beat it (143 against 153 ms).
+    `attention="auto"` picks the matmuls for half-precision caches on CPU.
     """
 
     def __init__(self, model, cache: DynamicCache, mask: torch.Tensor, max_new_tokens: int, attention: str = "auto"):
