@@ -10,6 +10,7 @@ import torch
 
 from synth_core.generation.decoding import (
     STOP_CHECK_EVERY,
+    _draw,
     last_position_logits,
     sample_batch,
     sample_next_token,
@@ -52,7 +53,7 @@ def test_nucleus_sampling_never_leaves_the_nucleus():
     assert abs(share - 0.5 / 0.8) < 0.04
 
 
-def test_nucleus_wider_than_the_candidate_shortcut_is_still_exact():
+def test_a_wide_nucleus_is_sampled_exactly():
     weights = torch.linspace(2.0, 1.0, 1000)  # flat and strictly decreasing: the 0.9 nucleus holds ~880 tokens
     probs = weights / weights.sum()
     nucleus = int(((probs.cumsum(0) - probs) < 0.9).sum())
@@ -63,6 +64,20 @@ def test_nucleus_wider_than_the_candidate_shortcut_is_still_exact():
     expected = probs[:100].sum().item() / probs[:nucleus].sum().item(), \
         probs[nucleus - 100:nucleus].sum().item() / probs[:nucleus].sum().item()
     assert abs(early - expected[0]) < 0.01 and abs(late - expected[1]) < 0.01
+
+
+def test_two_level_draw_follows_the_weights_across_block_edges_and_never_hits_a_zero():
+    weights = torch.rand(1000)  # 1000 columns: four blocks of 256, the last one padded
+    weights[[0, 255, 256, 511, 767, 768, 999]] = 0.0  # zeros at both edges of blocks and of the vocabulary
+    weights[300:500] = 0.0  # a block that holds no weight at all
+    weights[700] = 50.0  # one heavy column: most draws land on it
+    draws = _draw(weights.expand(200_000, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=1000).float()
+    assert counts[weights == 0].sum().item() == 0
+    expected = weights / weights.sum()
+    assert abs(counts[700].item() / len(draws) - expected[700].item()) < 0.005
+    per_block = torch.stack([counts[i:i + 256].sum() for i in range(0, 1000, 256)]) / len(draws)
+    assert torch.allclose(per_block, torch.stack([expected[i:i + 256].sum() for i in range(0, 1000, 256)]), atol=0.005)
 
 
 def test_whole_distribution_draws_follow_the_probabilities():
