@@ -5,8 +5,9 @@ the machine is shared and noisy: generation tokens/s at several batch sizes (sam
 same decoding, same number of new tokens), the prefill of a batch of left-padded prompts of unequal
 length (the few-shot baseline's cost), one training step, training on real GSM8K rows with random
 batches against length-pooled ones, model load cold and cached, the fraction of this machine's
-measured matmul peak that generation reaches, and the decode step with either attention the sampler
-can use (which one it picks by default depends on the dtype and device).
+measured matmul peak that generation reaches, the decode step with either attention the sampler
+can use (which one it picks by default depends on the dtype and device), and drawing the next token from
+real logits, ours against `generate`'s warpers.
 
 Generation is compared like with like: ours and plain `generate` with the weights in fp32, then both
 in bf16, and each at its best dtype. Every tensor lives on the model's device and every timing
@@ -15,6 +16,7 @@ synchronises CUDA, so the same bench runs on a GPU worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 
 from synth_core.config import GenerationConfig, GeneratorConfig
-from synth_core.generation.decoding import prefill, sample_batch
+from synth_core.generation.decoding import prefill, sample_batch, sample_next_token
 from synth_core.generation.llama_decode import LlamaDecoder, default_attention, supports
 from synth_core.models import FrozenLM, load_frozen_lm
 
@@ -160,6 +162,40 @@ def prompt_prefill_seconds(lm: FrozenLM, lengths: list[int], repeats: int) -> di
             "padded_batch_s": min(padded), "ours_s": min(ours), "speedup": min(padded) / min(ours)}
 
 
+@torch.no_grad()
+def next_token_sampling(lm: FrozenLM, text: str, rows: int, top_ps: tuple[float, ...], temperature: float,
+                        repeats: int) -> dict:
+    """Milliseconds to draw one token per row from the same logits: our `sample_next_token` against what
+    `generate` does (temperature and top-p warpers, softmax, multinomial), at each of `top_ps`; best of
+    `repeats` rounds of 20 calls, interleaved. The logits are the model's predictions at the last `rows`
+    positions of a real target row, so the distributions are as peaked as in decoding."""
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"].to(lm.device)
+    logits = lm.model(input_ids=ids).logits[0, -rows:].float()
+    generator = torch.Generator(device=lm.device).manual_seed(0)
+    result: dict = {"rows": logits.shape[0], "vocabulary": logits.shape[1], "temperature": temperature}
+    for top_p in top_ps:
+        warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        plain = functools.partial(_warped_multinomial, logits, ids, warpers, generator)
+        ours = functools.partial(sample_next_token, logits, temperature, top_p, generator)
+        ms: dict[str, list[float]] = {"plain": [], "ours": []}
+        for _ in range(repeats):
+            for name, fn in (("plain", plain), ("ours", ours)):
+                fn()
+                ms[name].append(timed(lm.device, lambda f=fn: [f() for _ in range(20)])[0] / 20 * 1e3)
+        result[f"top_p_{top_p}"] = {"plain_ms": min(ms["plain"]), "ours_ms": min(ms["ours"]),
+                                    "speedup": min(ms["plain"]) / min(ms["ours"])}
+    return result
+
+
+def _warped_multinomial(logits: torch.Tensor, ids: torch.Tensor, warpers: list, generator: torch.Generator
+                        ) -> torch.Tensor:
+    for warp in warpers:
+        logits = warp(ids, logits)
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+
+
 def backward_pass(lm: FrozenLM, prompt: Any, context: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor,
                   bf16: bool) -> int:
     """One forward and backward pass of the soft prompt's training loss; the number of target tokens."""
@@ -272,6 +308,10 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
         rows = tokenize_targets(lm.tokenizer, training_texts, length)
         results["training_batches"] = training_batches(lm, rows, small.batch_size, training_steps, bf16=True)
         log.info("training batches: %s", results["training_batches"])
+        longest = max(training_texts[:64], key=len)
+        results["next_token_sampling"] = next_token_sampling(lm, longest, max(batches), (1.0, base.top_p, 0.9),
+                                                             base.temperature, repeats)
+        log.info("next-token sampling: %s", results["next_token_sampling"])
     results["params"] = params
     results["settings"] = {"new_tokens": new_tokens, "prefix_tokens": num_tokens, "repeats": repeats,
                            "temperature": base.temperature, "top_p": base.top_p, "model": model}

@@ -45,6 +45,11 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     assert batches["length_pooled"]["useful_token_fraction"] > batches["random"]["useful_token_fraction"]
     assert batches["speedup"] == pytest.approx(batches["length_pooled"]["target_tokens_per_second"]
                                                / batches["random"]["target_tokens_per_second"])
+    sampling = result["next_token_sampling"]
+    assert sampling["rows"] == 2 and sampling["temperature"] == 1.0
+    for top_p in (1.0, 0.95, 0.9):  # no top-p, the bench's decoding, auto decoding's cooler nucleus
+        figures = sampling[f"top_p_{top_p}"]
+        assert figures["speedup"] == pytest.approx(figures["plain_ms"] / figures["ours_ms"])
 
 
 def test_thread_bench_runs_workers_alone_and_two_at_once_with_and_without_the_budget(capsys):
