@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--downstream-subsets", type=_positive, default=1, help="LoRA fine-tune on this many disjoint "
                          "row subsets per method and report the loss's mean and spread (default: one)")
     quality.add_argument("--domains-dir", type=Path, default=Path("domains"))
+    quality.add_argument("--seed", type=int, default=None, help="training and sampling seed for every domain "
+                         "(default: each YAML's own); runs with several seeds show the spread one run hides")
     quality.add_argument("--out", type=Path, required=True)
     quality.set_defaults(run=run_quality)
     sampling = kinds.add_parser("sampling", help="one method's rows per (temperature, top-p), MAUVE against the "
@@ -120,7 +122,7 @@ def run_quality(args: argparse.Namespace) -> int:
     from synth_core.cli import emit
 
     results = run_quality(args.domains.split(","), args.scale, args.out, args.domains_dir, args.methods,
-                          args.reuse, args.downstream_subsets)
+                          args.reuse, args.downstream_subsets, args.seed)
     summary = {d["domain"]: {m: row.get("mauve") for m, row in d["methods"].items()} for d in results["domains"]}
     emit({"bench": "quality", "scale": args.scale, "out": str(args.out), "seconds": results["seconds"],
           "mauve": summary})

@@ -138,3 +138,17 @@ def test_sampling_sweep_refuses_a_bad_setting_by_name(tmp_path):
     with pytest.raises(SystemExit, match="--temperatures='hot'"):
         synth(["bench", "sampling", str(REPO / "domains" / "boolq.yaml"), "--temperatures", "hot",
                "--out", str(tmp_path)])
+
+
+def test_a_seed_replaces_the_domain_s_training_and_sampling_seeds(tmp_path):
+    import pandas as pd
+
+    texts = {}
+    for seed in (0, 1):
+        out = tmp_path / str(seed)
+        assert synth(["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(out),
+                      "--methods", "mc", "--seed", str(seed), "--domains-dir", str(REPO / "domains")]) == 0
+        results = json.loads((out / "results.json").read_text())
+        assert results["seed"] == seed
+        texts[seed] = pd.read_parquet(out / "boolq" / "mc.parquet")["text"].tolist()
+    assert texts[0] != texts[1]
