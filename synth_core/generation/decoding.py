@@ -51,7 +51,8 @@ def sample_next_token(logits: torch.Tensor, temperature: float, top_p: float,
     below 1 a draw is kept when the tokens more likely than it hold less than top_p of the mass (exactly the
     nucleus's members), and the rows whose draw fell outside draw again. The nucleus holds at least top_p of
     the mass, so each round keeps at least that share of the rows (1.1 rounds at most on average at 0.9).
-    The top-256 shortcut this replaced spent more on `topk` over 49k columns than the softmax itself.
+    At 64 rows of SmolLM2's 49k columns a call costs 6-10 ms; the top-256 shortcut it replaced (a `topk` over
+    the vocabulary, then a float64 cumulative sum over it) cost 15-47 ms (docs/BENCHMARKS.md, throughput).
     """
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     tokens = _draw(probs, generator)
@@ -82,9 +83,8 @@ def _draw(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One column per row, in proportion to the row's non-negative weights, from one uniform number per row.
 
     The number is inverted in two levels: a block of `DRAW_BLOCK` columns by the blocks' summed weights, then
-    a column within that block, so no cumulative sum spans the vocabulary (a float64 cumulative sum over
-    64 x 49k columns cost more than the softmax). Rounding is kept off the ends: a zero-weight column is
-    never drawn.
+    a column within that block, so no cumulative sum spans the vocabulary. Rounding is kept off the ends: a
+    zero-weight column is never drawn.
     """
     rows, columns = weights.shape
     pad = -columns % DRAW_BLOCK
