@@ -51,12 +51,17 @@ def timed(device: torch.device, fn: Callable[..., Any], *args: Any) -> tuple[flo
     return time.perf_counter() - started, out
 
 
-def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 1024, repeats: int = 10) -> float:
-    """The measured matmul rate of `device` in `dtype`: the roofline that generation's rate is read against."""
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 1024, repeats: int = 10,
+                       rounds: int = 5) -> float:
+    """The measured matmul rate of `device` in `dtype`: the roofline that generation's rate is read against.
+
+    The best of `rounds` timings of `repeats` matmuls, so one slow moment does not lower the roofline. The rate
+    itself moves on shared machines (a 2-core Xeon read 336, then 995, then 361-387 bf16 GFLOP/s within an
+    hour): a share of it compares only with figures from the same run."""
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
     torch.mm(a, b)
-    seconds, _ = timed(device, lambda: [torch.mm(a, b) for _ in range(repeats)])
+    seconds = min(timed(device, lambda: [torch.mm(a, b) for _ in range(repeats)])[0] for _ in range(rounds))
     return 2 * size**3 * repeats / seconds / 1e9
 
 
