@@ -13,12 +13,16 @@ path; any other model keeps its own forward pass (`supports`).
 
 from __future__ import annotations
 
+import logging
+import time
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
 LLAMA_CLASSES = ("LlamaForCausalLM",)
 ATTENTION = ("auto", "sdpa", "matmul")
+log = logging.getLogger(__name__)
 
 
 def supports(model) -> bool:
@@ -29,9 +33,49 @@ def supports(model) -> bool:
             and getattr(config, "pretraining_tp", 1) == 1)
 
 
-def default_attention(keys: torch.Tensor) -> str:
-    """`matmul` for a half-precision cache on CPU, else `sdpa` (measured: `LlamaDecoder`, `synth bench throughput`)."""
-    return "matmul" if keys.device.type == "cpu" and keys.dtype != torch.float32 else "sdpa"
+MEASURE_REPEATS = 5  # timings per attention, interleaved; the best of each decides
+_measured: dict[tuple, str] = {}  # one measurement per machine, dtype and decode shape, for the process's life
+
+
+def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, seen: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """One query per head over the filled columns; the queries of one kv head attend together (GQA without
+    repeating the cache). `transposed`: `keys` is a view of keys stored [.., head_dim, columns], attended by
+    two matmuls that read them in memory order, softmax in float32 as the model's eager attention; otherwise
+    `scaled_dot_product_attention` over the strided view."""
+    if not transposed:
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=seen)
+    scores = torch.matmul(q, keys.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    return torch.matmul(scores.masked_fill_(~seen, float("-inf")).softmax(-1).to(values.dtype), values)
+
+
+def measured_attention(batch: int, kv_heads: int, groups: int, head_dim: int, columns: int, dtype: torch.dtype,
+                       device: torch.device) -> str:
+    """The faster attention for this decode shape, timed here on random tensors in both cache layouts.
+
+    Which one wins depends on the CPU, not only on the dtype (whole step, SmolLM2, batch 64, 320 columns):
+    bf16 two matmuls beat SDPA on an AVX-512 EPYC (143 against 153 ms) and lost on an AMX Xeon (184 against
+    170, then 256 against 202 ms); fp32 SDPA won on the EPYC (236 against 261 ms). The timing costs a few
+    milliseconds per new shape; a GPU keeps SDPA (its fused kernels)."""
+    if device.type != "cpu":
+        return "sdpa"
+    key = (str(device), dtype, batch, kv_heads, groups, head_dim, -(-columns // 64) * 64)
+    if key not in _measured:
+        q = torch.randn(batch, kv_heads, groups, head_dim, dtype=dtype, device=device)
+        stored = {"sdpa": torch.randn(batch, kv_heads, 2 * columns, head_dim, dtype=dtype, device=device),
+                  "matmul": torch.randn(batch, kv_heads, head_dim, 2 * columns, dtype=dtype, device=device)}
+        views = {"sdpa": stored["sdpa"][:, :, :columns], "matmul": stored["matmul"][..., :columns].transpose(-1, -2)}
+        values = torch.randn(batch, kv_heads, 2 * columns, head_dim, dtype=dtype, device=device)[:, :, :columns]
+        seen = torch.ones(batch, 1, 1, columns, dtype=torch.bool, device=device)
+        best = dict.fromkeys(views, float("inf"))
+        for _ in range(MEASURE_REPEATS):
+            for name, keys in views.items():
+                started = time.perf_counter()
+                attend(q, keys, values, seen, name == "matmul")
+                best[name] = min(best[name], time.perf_counter() - started)
+        _measured[key] = min(best, key=best.get)
+        log.info("decode attention for batch %d, %d columns, %s: %s (sdpa %.2f ms, matmul %.2f ms)", batch, columns,
+                 dtype, _measured[key], 1e3 * best["sdpa"], 1e3 * best["matmul"])
+    return _measured[key]
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -50,11 +94,8 @@ class LlamaDecoder:
     Rows are left-padded: column `c` of every row is the same step, and `valid` marks the columns a row
     attends to (its real prompt tokens and every token it has sampled).
 
-    The faster attention over the cache depends on the dtype (whole step, SmolLM2, batch 64, 320 columns, 2-core
-    CPU; `decode_attention` in `synth bench throughput`): in float32 `scaled_dot_product_attention` over the
-    cache's strided view (236 ms) beats two matmuls (261 ms); in bfloat16 two matmuls over keys stored
-    transposed, so both read the cache in its memory order, beat it (143 against 153 ms).
-    `attention="auto"` picks the matmuls for half-precision caches on CPU.
+    Attention over the cache runs either as `scaled_dot_product_attention` or as two matmuls over keys stored
+    transposed; `attention="auto"` times both on this machine for this shape (`measured_attention`).
     """
 
     def __init__(self, model, cache: DynamicCache, mask: torch.Tensor, max_new_tokens: int, attention: str = "auto"):
@@ -68,7 +109,9 @@ class LlamaDecoder:
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
         if attention == "auto":
-            attention = default_attention(cache.layers[0].keys)
+            keys = cache.layers[0].keys
+            attention = measured_attention(batch, self.kv_heads, self.heads // self.kv_heads, self.head_dim,
+                                           width + max_new_tokens // 2, keys.dtype, keys.device)
         self.transposed = attention == "matmul"
         self.keys, self.values = [], []  # keys [rows, kv heads, head_dim, columns] when `transposed`
         for layer in cache.layers:
@@ -101,14 +144,6 @@ class LlamaDecoder:
         """The first `stop` columns of a layer's keys, as [rows, kv heads, columns, head_dim] in either layout."""
         return keys[..., :stop].transpose(-1, -2) if self.transposed else keys[:, :, :stop]
 
-    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """One query per head over the filled columns; the queries of one kv head attend together (GQA without
-        repeating the cache). Softmax in float32, as the model's eager attention."""
-        if not self.transposed:
-            return F.scaled_dot_product_attention(q, keys, values, attn_mask=seen)
-        scores = torch.matmul(q, keys.transpose(-1, -2)).float().mul_(self.head_dim**-0.5)
-        return torch.matmul(scores.masked_fill_(~seen, float("-inf")).softmax(-1).to(values.dtype), values)
-
     def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """Logits [rows, vocab] for the next token, given each row's last token and its position."""
         decoder = self.model.get_decoder()
@@ -127,7 +162,7 @@ class LlamaDecoder:
             q = q * cos + _rotate_half(q) * sin
             self._key_columns(keys, column + 1)[:, :, column] = (k * cos + _rotate_half(k) * sin)[:, :, 0]
             values[:, :, column] = attention.v_proj(h).view(-1, self.kv_heads, self.head_dim)
-            out = self._attend(q, self._key_columns(keys, column + 1), values[:, :, : column + 1], seen)
+            out = attend(q, self._key_columns(keys, column + 1), values[:, :, : column + 1], seen, self.transposed)
             x = x + attention.o_proj(out.reshape(len(x), -1))
             h = _rms_norm(x, layer.post_attention_layernorm.weight, self.eps)
             mlp = layer.mlp

@@ -30,9 +30,9 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
         assert row[best["ours_dtype"]]["ours_tok_s"] == max(row[d]["ours_tok_s"] for d in ("fp32", "bf16"))
     attention = result["decode_attention"]
     assert (attention["batch"], attention["columns"]) == (2, 12)
-    for dtype, default in (("fp32", "sdpa"), ("bf16", "matmul")):  # the sampler's picks on CPU
+    for dtype in ("fp32", "bf16"):
         figures = attention[dtype]
-        assert figures["default"] == default
+        assert figures["default"] in ("sdpa", "matmul")  # timed on the machine (test_llama_decode.py)
         assert figures["matmul_vs_sdpa_speedup"] == pytest.approx(figures["sdpa_ms_per_step"]
                                                                    / figures["matmul_ms_per_step"])
     prompts = result["prompt_prefill"]
