@@ -94,6 +94,22 @@ def _mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config
     return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
 
 
+def ranked_settings(tried: list[dict], settings: GenerationConfig) -> tuple[list[dict], str]:
+    """The tried settings in the rule's order (the first is the choice), and the rule in words: the eligible ones
+    by MAUVE, then the rest by valid share."""
+    best_valid, slack, fill = max(r["valid_rate"] for r in tried), settings.auto_validity_slack, fill_share(settings)
+    needed = min(best_valid - slack, fill + slack)
+    eligible = sorted((r for r in tried if r["valid_rate"] >= needed and r["mauve"] is not None),
+                      key=lambda r: -r["mauve"])
+    rest = sorted((r for r in tried if all(r is not e for e in eligible)), key=lambda r: -r["valid_rate"])
+    if eligible:
+        return eligible + rest, (f"highest MAUVE against the validation rows among settings with a valid share of "
+                                 f"at least {needed:.0%}: within {slack:.0%} of the best ({best_valid:.0%}), or enough "
+                                 f"to fill the batch ({fill:.0%}) with {slack:.0%} to spare")
+    return rest, (f"MAUVE needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows: the highest "
+                  "valid share")
+
+
 def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequence[str],
                     embed: FeatureFn) -> DecodingChoice:
     """Try every setting of the grid with `generator`; the generator's own settings are restored after.
@@ -116,18 +132,9 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
             tried.append(row)
     finally:
         generator.settings = own
-    best_valid, slack, fill = max(r["valid_rate"] for r in tried), settings.auto_validity_slack, fill_share(settings)
-    needed = min(best_valid - slack, fill + slack)
-    eligible = [r for r in tried if r["valid_rate"] >= needed and r["mauve"] is not None]
-    if eligible:
-        chosen = max(eligible, key=lambda r: r["mauve"])
-        rule = (f"highest MAUVE against {len(validation)} validation rows among settings with a valid share of at "
-                f"least {needed:.0%}: within {slack:.0%} of the best ({best_valid:.0%}), or enough to fill the batch "
-                f"({fill:.0%}) with {slack:.0%} to spare")
-    else:
-        chosen = max(tried, key=lambda r: r["valid_rate"])
-        rule = (f"MAUVE needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows "
-                f"({len(validation)} validation rows here): the highest valid share")
+    ranked, rule = ranked_settings(tried, settings)
+    chosen = ranked[0]
+    rule += f" ({len(validation)} validation rows)"
     log.info("auto decoding %s: chose temperature %.2f, top-p %.2f (%s)", config.name, chosen["temperature"],
              chosen["top_p"], rule)
     return DecodingChoice(chosen["temperature"], chosen["top_p"], tuple(tried), len(validation), rule)
