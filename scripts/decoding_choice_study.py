@@ -29,7 +29,7 @@ from synth_core.bench.quality import (
     score_rows,
 )
 from synth_core.config import load_domain
-from synth_core.generation.auto_decoding import _mauve, decoding_grid, ranked_settings
+from synth_core.generation.auto_decoding import decoding_grid, ranked_settings, valid_rows, validation_mauve
 from synth_core.generation.factory import build_generator
 from synth_core.generation.run import generate_to_parquet
 from synth_core.models import load_embedder
@@ -95,17 +95,15 @@ def simulate(out: Path, draws: int) -> None:
     pools = []
     for setting in study["settings"]:
         frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
-        texts, failures = frame["text"].tolist(), checks.run(frame["text"].tolist()).failures
-        valid = [bool(done) and failed is None and bool(t.strip())
-                 for t, done, failed in zip(texts, frame["finished"], failures, strict=True)]
-        pools.append((setting, texts, np.array(valid)))
+        texts = frame["text"].tolist()
+        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks))))
     final = np.array([setting["mauve"] for setting, _, _ in pools])
 
     def figures(index: int, order: np.ndarray) -> dict:
         setting, texts, valid = pools[index]
         return {"index": index, "temperature": setting["temperature"], "top_p": setting["top_p"],
                 "valid_rate": float(valid[order].mean()),
-                "mauve": _mauve([texts[i] for i in order if valid[i]], validation, embed, config)}
+                "mauve": validation_mauve([texts[i] for i in order if valid[i]], validation, embed, config)}
 
     def flat(rng) -> int:
         scored = [figures(i, rng.permutation(len(pools[i][1]))[: config.generation.auto_rows]) for i in range(len(pools))]

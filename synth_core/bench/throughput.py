@@ -28,7 +28,7 @@ import torch
 
 from synth_core.config import GenerationConfig, GeneratorConfig
 from synth_core.generation.decoding import prefill, sample_batch, sample_next_token
-from synth_core.generation.llama_decode import LlamaDecoder, measured_attention, supports
+from synth_core.generation.llama_decode import LlamaDecoder, supports
 from synth_core.models import FrozenLM, load_frozen_lm
 
 BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -126,7 +126,7 @@ def _decode_steps(decoder: LlamaDecoder, token: torch.Tensor, last_position: tor
 def decode_attention(lm: FrozenLM, batch: int, columns: int, steps: int, repeats: int) -> dict:
     """Milliseconds per decode step over a cache of `columns`, attending by `scaled_dot_product_attention` against
     two matmuls over transposed keys, in each of `BENCH_DTYPES`; best of `repeats`, interleaved. Records which
-    one the sampler picks by timing attention alone (`measured_attention`), so a machine where that pick loses
+    one the sampler's `auto` picks by timing attention alone (`measured_attention`), so a machine where that pick loses
     the whole step shows it."""
     original = lm.model.dtype
     result: dict = {"batch": batch, "columns": columns, "steps": steps}
@@ -144,10 +144,7 @@ def decode_attention(lm: FrozenLM, batch: int, columns: int, steps: int, repeats
                 runs.append(seconds / steps * 1e3)
         result[name] = {f"{attention}_ms_per_step": min(runs) for attention, runs in ms.items()}
         result[name]["matmul_vs_sdpa_speedup"] = min(ms["sdpa"]) / min(ms["matmul"])
-        keys = cache.layers[0].keys  # [batch, kv heads, columns, head_dim]
-        heads = lm.model.config.num_attention_heads
-        result[name]["default"] = measured_attention(batch, keys.shape[1], heads // keys.shape[1], keys.shape[-1],
-                                                     columns + steps // 2, dtype, lm.device)
+        result[name]["default"] = "matmul" if LlamaDecoder(lm.model, cache, mask, steps).transposed else "sdpa"
     lm.model.to(original)
     return result
 

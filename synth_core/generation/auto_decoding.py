@@ -81,7 +81,14 @@ def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str]
     return texts, finished
 
 
-def _mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
+def valid_rows(texts: list[str], finished: list[bool], checks: RowChecks) -> list[bool]:
+    """Per row: ended by itself (not at the token cap), not empty, and passing the domain's checks."""
+    failures = checks.run(texts).failures if checks else [None] * len(texts)
+    return [bool(done) and failed is None and bool(t.strip()) for t, done, failed in zip(texts, finished, failures,
+                                                                                         strict=True)]
+
+
+def validation_mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
     from synth_core.quality.gate import sample_rows
     from synth_core.quality.mauve_score import gate_mauve_settings, mauve_over_seeds
 
@@ -121,12 +128,10 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
         for temperature, top_p in decoding_grid(settings):
             generator.settings = replace(own, temperature=temperature, top_p=top_p)
             texts, finished = _sample(generator, settings)
-            failures = checks.run(texts).failures if checks else [None] * len(texts)
-            valid = [t for t, done, failed in zip(texts, finished, failures, strict=True)
-                     if done and failed is None and t.strip()]
+            valid = [t for t, ok in zip(texts, valid_rows(texts, finished, checks), strict=True) if ok]
             row = {"temperature": temperature, "top_p": top_p, "rows": len(texts),
                    "valid_rate": round(len(valid) / len(texts), 4), "finished_rate": round(sum(finished) / len(texts), 4),
-                   "mauve": _mauve(valid, validation, embed, config)}
+                   "mauve": validation_mauve(valid, validation, embed, config)}
             log.info("auto decoding %s: temperature %.2f, top-p %.2f: %.0f%% valid, MAUVE %s", config.name,
                      temperature, top_p, 100 * row["valid_rate"], row["mauve"])
             tried.append(row)
