@@ -2,9 +2,10 @@
 
 `rows OUT SEED`: trains the prompt at the `small` scale (seed SEED), generates the quality bench's candidate
 rows at every setting of the auto grid and scores each batch on the test split as `synth bench quality` does
-(study.json). `simulate OUT DRAWS`: replays the product's choice (`ranked_settings`) on random draws of each
-setting's rows, on `auto_rows` rows per setting as the product samples them and by successive halving at the
-same budget (tried, not adopted), and reports the test MAUVE each would get (simulation.json).
+(study.json). `simulate OUT DRAWS`: replays the product's choice (`ranked_settings`) on random draws of
+`auto_rows` rows per setting, as the product samples them, with three scores of a setting's valid rows against the validation split:
+the product's own MAUVE, MAUVE on one quantisation shared by every setting, and MMD; and reports the test MAUVE
+each would get (simulation.json). Successive halving, tried at 7e31f47, is in that commit's version.
 docs/BENCHMARKS.md, "Choosing the decoding", has the figures.
 """
 
@@ -29,29 +30,32 @@ from synth_core.bench.quality import (
     score_rows,
 )
 from synth_core.config import load_domain
-from synth_core.generation.auto_decoding import decoding_grid, ranked_settings, valid_rows, validation_mauve
+from synth_core.generation.auto_decoding import (
+    MIN_SCORED_ROWS,
+    ValidationDistance,
+    decoding_grid,
+    ranked_settings,
+    valid_rows,
+)
 from synth_core.generation.factory import build_generator
 from synth_core.generation.run import generate_to_parquet
 from synth_core.models import load_embedder
 from synth_core.quality.checks import RowChecks
+from synth_core.quality.gate import sample_rows
+from synth_core.quality.mauve_score import (
+    KMEANS_EXPLAINED_VARIANCE,
+    KMEANS_MAX_ITER,
+    KMEANS_NUM_REDO,
+    gate_mauve_settings,
+    mauve_over_seeds,
+    native_stderr_silenced,
+)
 from synth_core.softprompt.checkpoint import is_checkpoint
 from synth_core.softprompt.training import CHECKPOINT_DIR, train_soft_prompt
 from synth_core.sources import load_target_split
 from synth_core.token_limits import resolve_token_limits
 
 DOMAIN = Path("domains/gsm8k.yaml")
-
-
-def halving_rounds(settings_count: int, auto_rows: int) -> list[tuple[int, int]]:
-    """(rows each survivor holds after the round, survivors kept after it): the flat grid's rows spent in
-    ceil(log2(settings)) equal rounds, the worse half stopping after each; 6 x 64 -> 21 x 6, 63 x 3, 127 x 2."""
-    rounds = max(1, int(np.ceil(np.log2(settings_count))))
-    per_round, alive, rows, plan = auto_rows * settings_count // rounds, settings_count, 0, []
-    for _ in range(rounds):
-        rows += max(1, per_round // alive)
-        alive = max(1, -(-alive // 2))
-        plan.append((rows, alive))
-    return plan
 
 
 def _config(seed: int):
@@ -88,46 +92,109 @@ def rows(out: Path, seed: int) -> None:
     (out / "study.json").write_text(json.dumps(study, indent=1))
 
 
+def shared_bucket_mauve(groups: list[np.ndarray], reference: np.ndarray, buckets: int, seeds: list[int],
+                        scaling: float) -> list[float]:
+    """MAUVE of each group against `reference` on one quantisation fitted to all of them together (as mauve-text
+    quantises: rows L2-normalised, PCA to 90% of the variance, k-means), averaged over `seeds`: every setting's rows fall into the same
+    buckets, and the whole reference side is used, so the settings differ only by their own rows."""
+    import faiss
+    from sklearn.decomposition import PCA
+
+    data = np.vstack([reference, *groups])
+    data = data / np.linalg.norm(data, axis=1, keepdims=True)
+    bounds = np.cumsum([len(reference)] + [len(g) for g in groups])
+    weights = np.linspace(1e-6, 1 - 1e-6, 25)
+    scores = np.zeros(len(groups))
+    for seed in seeds:
+        pca = PCA(random_state=seed + 1).fit(data)
+        dims = int(np.argmax(np.cumsum(pca.explained_variance_ratio_) >= KMEANS_EXPLAINED_VARIANCE)) + 1
+        reduced = pca.transform(data)[:, :dims].astype(np.float32)
+        kmeans = faiss.Kmeans(dims, buckets, niter=KMEANS_MAX_ITER, nredo=KMEANS_NUM_REDO, seed=seed + 2)
+        with native_stderr_silenced():
+            kmeans.train(reduced)
+        labels = kmeans.index.search(reduced, 1)[1].ravel()
+        parts = np.split(labels, bounds[:-1])
+        real = np.bincount(parts[0], minlength=buckets) / len(parts[0])
+        for index, part in enumerate(parts[1:]):
+            fake = np.bincount(part, minlength=buckets) / len(part)
+            curve = [(1.0, 0.0)]  # (exp -c KL(real || mix), exp -c KL(fake || mix)) from w = 0 to w = 1
+            for w in weights:
+                mix = w * fake + (1 - w) * real
+                curve.append((np.exp(-scaling * _kl(real, mix)), np.exp(-scaling * _kl(fake, mix))))
+            curve.append((0.0, 1.0))
+            xs, ys = np.array(curve).T
+            area = (np.trapezoid(ys[::-1], xs[::-1]) + np.trapezoid(xs, ys)) / 2  # both ways, as mauve-text
+            scores[index] += area / len(seeds)
+    return scores.tolist()
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def own_bucket_mauve(valid: list[str], validation: list[str], embed, config) -> float | None:
+    """The rule before MMD (7e31f47): MAUVE of a setting's valid rows against as many validation rows, on
+    its own quantisation."""
+    size = min(len(valid), len(validation))
+    if size < MIN_SCORED_ROWS:
+        return None
+    gate = config.gate
+    real, synthetic = sample_rows(validation, size, gate.sample_seed, 1), sample_rows(valid, size, gate.sample_seed, 0)
+    settings = gate_mauve_settings(gate, size, max_buckets=max(2, size // 5))
+    return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
+
+
 def simulate(out: Path, draws: int) -> None:
+    """Three scores for the same 64-row draws, each ranked by `ranked_settings` (validity first, then score):
+    per-setting MAUVE as the product chose before (`flat`), MAUVE on one quantisation shared by all settings and
+    the whole validation split (`shared`), and MMD against the whole validation split as the product chooses
+    now (`mmd`)."""
     study = json.loads((out / "study.json").read_text())
     config, _ = _config(study["seed"])
     embed, checks, validation = load_embedder(config.generator).encode_cached, RowChecks(config.checks), study["validation"]
+    gate, auto_rows = config.gate, config.generation.auto_rows
+    distance = ValidationDistance(validation, embed)
     pools = []
     for setting in study["settings"]:
         frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
         texts = frame["text"].tolist()
-        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks))))
-    final = np.array([setting["mauve"] for setting, _, _ in pools])
+        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks)), embed(texts)))
+    final = np.array([setting["mauve"] for setting, *_ in pools])
 
-    def figures(index: int, order: np.ndarray) -> dict:
-        setting, texts, valid = pools[index]
-        return {"index": index, "temperature": setting["temperature"], "top_p": setting["top_p"],
-                "valid_rate": float(valid[order].mean()),
-                "mauve": validation_mauve([texts[i] for i in order if valid[i]], validation, embed, config)}
+    def picks(rng) -> dict[str, int]:
+        drawn = [(i, rng.permutation(len(texts))[:auto_rows]) for i, (_, texts, _, _) in enumerate(pools)]
+        base = [{"index": i, "valid_rate": float(pools[i][2][order].mean()),
+                 "rows": [r for r in order if pools[i][2][r]]} for i, order in drawn]
+        scores = {
+            "flat": [own_bucket_mauve([pools[b["index"]][1][r] for r in b["rows"]], validation, embed, config)
+                     for b in base],
+            "shared": shared_bucket_mauve([pools[b["index"]][3][b["rows"]] for b in base], distance.reference,
+                                          max(2, round(len(validation) / 10)), gate.mauve_seeds, gate.mauve_scaling_factor),
+            "mmd": [distance([pools[b["index"]][1][r] for r in b["rows"]]) for b in base],
+        }
+        # ranked_settings takes the lowest `mmd` first: a MAUVE (higher is better) goes in negated
+        scores = {rule: [None if v is None else (v if rule == "mmd" else -v) for v in values]
+                  for rule, values in scores.items()}
+        return {rule: ranked_settings([{**b, "mmd": s} for b, s in zip(base, score, strict=True)],
+                                      config.generation)[0][0]["index"] for rule, score in scores.items()}
 
-    def flat(rng) -> int:
-        scored = [figures(i, rng.permutation(len(pools[i][1]))[: config.generation.auto_rows]) for i in range(len(pools))]
-        return ranked_settings(scored, config.generation)[0][0]["index"]
-
-    def halving(rng) -> int:
-        orders, alive = [rng.permutation(len(texts)) for _, texts, _ in pools], list(range(len(pools)))
-        for count, keep in halving_rounds(len(pools), config.generation.auto_rows):
-            alive = [r["index"] for r in ranked_settings([figures(i, orders[i][:count]) for i in alive], config.generation)[0][:keep]]
-        return alive[0]
-
-    rng, picks = np.random.default_rng(0), {"flat": [], "halving": []}
+    rng, chosen = np.random.default_rng(0), {"flat": [], "shared": [], "mmd": []}
     for draw in range(draws):
-        picks["flat"].append(flat(rng))
-        picks["halving"].append(halving(rng))
-        print("draw", draw, picks["flat"][-1], picks["halving"][-1], flush=True)
-    summary = {"final_test_mauve": final.tolist(), "valid_rate": [float(v.mean()) for _, _, v in pools],
+        for rule, index in picks(rng).items():
+            chosen[rule].append(index)
+        print("draw", draw, {rule: c[-1] for rule, c in chosen.items()}, flush=True)
+    summary = {"final_test_mauve": final.tolist(), "valid_rate": [float(v.mean()) for _, _, v, _ in pools],
                "best_setting_test_mauve": float(final.max()), "draws": draws}
-    for rule, chosen in picks.items():
-        summary[rule] = {"picks": chosen, "mean_test_mauve": float(final[chosen].mean()),
-                         "sd": float(final[chosen].std())}
+    for rule, indices in chosen.items():
+        summary[rule] = {"picks": indices, "mean_test_mauve": float(final[indices].mean()),
+                         "sd": float(final[indices].std())}
+    for rule in ("shared", "mmd"):
+        gain = final[chosen[rule]] - final[chosen["flat"]]
+        summary[rule]["gain_over_flat"] = {"mean": float(gain.mean()), "se": float(gain.std(ddof=1) / np.sqrt(draws))}
     (out / "simulation.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("flat", "halving")}))
-    print({rule: round(summary[rule]["mean_test_mauve"], 3) for rule in picks})
+    print(json.dumps({k: v for k, v in summary.items() if k not in chosen}))
+    print({rule: (round(summary[rule]["mean_test_mauve"], 3), summary[rule].get("gain_over_flat")) for rule in chosen})
 
 
 if __name__ == "__main__":

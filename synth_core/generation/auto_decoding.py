@@ -2,14 +2,17 @@
 
 The best setting differs by domain and by prompt (BoolQ was hand-tuned to 0.7, GSM8K runs at 1.0), and a
 new domain must not need a hand sweep. Each setting of a small grid samples `generation.auto_rows` rows; a
-row is valid when it ended by itself (not at the token cap) and passes the domain's checks, and MAUVE
-compares the valid rows with validation rows, which are neither trained on nor gated against (the gate
-scores against the held-out split; benchmarks against the test split). A setting is eligible when its valid
+row is valid when it ended by itself (not at the token cap) and passes the domain's checks, and the valid
+rows are compared with the validation rows, which are neither trained on nor gated against (the gate scores
+against the held-out split; benchmarks against the test split). The comparison is the squared MMD of their
+embedder features against every validation row (quality/mmd.py): on a few dozen rows per setting, MAUVE's
+own k-means per setting ranked settings worse (test MAUVE of the choice 0.735 against 0.820 by MMD on one
+gsm8k prompt; docs/BENCHMARKS.md, "Choosing the decoding"). A setting is eligible when its valid
 share is within `auto_validity_slack` of the best share, or when it fills the batch with that slack to spare
 (`fill_share`): the gate drops invalid rows before it selects, so validity beyond what fills the batch buys
 the published rows nothing, while the cooler settings that maximise it cost diversity (GSM8K at ea805d0:
 84% valid at temperature 0.7 / top-p 0.9 against 72% at top-p 1.0, and MAUVE 0.59 on the test split when
-the first was taken). Among the eligible settings, the one with the highest MAUVE wins.
+the first was taken). Among the eligible settings, the one closest to the validation rows wins.
 """
 
 from __future__ import annotations
@@ -24,22 +27,24 @@ from synth_core.config import AUTO, DomainConfig, GenerationConfig
 from synth_core.generation.run import Generator
 from synth_core.quality.checks import RowChecks
 from synth_core.quality.features import FeatureFn
+from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
 
 log = logging.getLogger(__name__)
-MIN_SCORED_ROWS = 10  # fewer valid rows than this and a setting's MAUVE is not taken
+MIN_SCORED_ROWS = 10  # fewer valid rows than this (or validation rows) and a setting is not scored
+SCORE = "squared MMD, Gaussian kernel of median width, embedder features"  # recorded, and in the fingerprint
 
 
 @dataclass(frozen=True)
 class DecodingChoice:
     temperature: float
     top_p: float
-    tried: tuple[dict, ...]  # per setting: temperature, top_p, rows, valid_rate, mauve (None: too few valid rows)
+    tried: tuple[dict, ...]  # per setting: temperature, top_p, rows, valid_rate, mmd (None: too few valid rows)
     validation_rows: int
     rule: str
 
     def to_dict(self) -> dict:
         return {"temperature": self.temperature, "top_p": self.top_p, "auto": True, "tried": list(self.tried),
-                "validation_rows": self.validation_rows, "rule": self.rule}
+                "validation_rows": self.validation_rows, "rule": self.rule, "score": SCORE}
 
 
 def fixed_decoding(settings: GenerationConfig) -> dict:
@@ -61,12 +66,11 @@ def fill_share(settings: GenerationConfig) -> float:
 
 
 def decoding_fingerprint(config: DomainConfig, checkpoint_hash: str, snapshot_hash: str) -> str:
-    """What a choice depends on: the prompt, the data and split, the decoding grid, checks and MAUVE settings."""
+    """What a choice depends on: the prompt, the data and split, the decoding grid, the checks and the score."""
     data = config.to_dict()
     generation = {k: v for k, v in data["generation"].items() if k not in ("num_samples", "shards")}
     split = {k: data["source"][k] for k in ("holdout_fraction", "validation_fraction", "split_seed")}
-    gate = {k: data["gate"][k] for k in ("mauve_seeds", "mauve_num_buckets", "mauve_scaling_factor")}
-    payload = [checkpoint_hash, snapshot_hash, split, generation, data["checks"], data["generator"], gate]
+    payload = [checkpoint_hash, snapshot_hash, split, generation, data["checks"], data["generator"], SCORE]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -88,40 +92,42 @@ def valid_rows(texts: list[str], finished: list[bool], checks: RowChecks) -> lis
                                                                                          strict=True)]
 
 
-def validation_mauve(valid: list[str], validation: Sequence[str], embed: FeatureFn, config: DomainConfig) -> float | None:
-    from synth_core.quality.gate import sample_rows
-    from synth_core.quality.mauve_score import gate_mauve_settings, mauve_over_seeds
+class ValidationDistance:
+    """Squared MMD of a setting's valid rows against every validation row (None under `MIN_SCORED_ROWS` rows on
+    either side); the validation rows are embedded once for the whole grid."""
 
-    size = min(len(valid), len(validation))
-    if size < MIN_SCORED_ROWS:
-        return None
-    gate = config.gate
-    real, synthetic = sample_rows(validation, size, gate.sample_seed, 1), sample_rows(valid, size, gate.sample_seed, 0)
-    settings = gate_mauve_settings(gate, size, max_buckets=max(2, size // 5))
-    return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
+    def __init__(self, validation: Sequence[str], embed: FeatureFn):
+        self.embed = embed
+        self.reference = embed(list(validation)) if len(validation) >= MIN_SCORED_ROWS else None
+        self.bandwidth = median_bandwidth(self.reference) if self.reference is not None else None
+
+    def __call__(self, valid: list[str]) -> float | None:
+        if self.reference is None or len(valid) < MIN_SCORED_ROWS:
+            return None
+        return round(gaussian_mmd(self.embed(valid), self.reference, self.bandwidth), 6)
 
 
 def ranked_settings(tried: list[dict], settings: GenerationConfig) -> tuple[list[dict], str]:
     """The tried settings in the rule's order (the first is the choice), and the rule in words: the eligible ones
-    by MAUVE, then the rest by valid share."""
+    closest to the validation rows first (lowest `mmd`), then the rest by valid share."""
     best_valid, slack, fill = max(r["valid_rate"] for r in tried), settings.auto_validity_slack, fill_share(settings)
     needed = min(best_valid - slack, fill + slack)
-    eligible = sorted((r for r in tried if r["valid_rate"] >= needed and r["mauve"] is not None),
-                      key=lambda r: -r["mauve"])
+    eligible = sorted((r for r in tried if r["valid_rate"] >= needed and r["mmd"] is not None),
+                      key=lambda r: r["mmd"])
     rest = sorted((r for r in tried if all(r is not e for e in eligible)), key=lambda r: -r["valid_rate"])
     if eligible:
-        return eligible + rest, (f"highest MAUVE against the validation rows among settings with a valid share of "
+        return eligible + rest, (f"closest to the validation rows (lowest MMD) among settings with a valid share of "
                                  f"at least {needed:.0%}: within {slack:.0%} of the best ({best_valid:.0%}), or enough "
                                  f"to fill the batch ({fill:.0%}) with {slack:.0%} to spare")
-    return rest, (f"MAUVE needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows: the highest "
+    return rest, (f"scoring needs {MIN_SCORED_ROWS} valid rows and {MIN_SCORED_ROWS} validation rows: the highest "
                   "valid share")
 
 
 def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequence[str],
                     embed: FeatureFn) -> DecodingChoice:
     """Try every setting of the grid with `generator`; the generator's own settings are restored after.
-    With too few validation rows to score MAUVE (a small domain), the highest valid share decides."""
-    settings, checks = config.generation, RowChecks(config.checks)
+    With too few validation rows to score (a small domain), the highest valid share decides."""
+    settings, checks, distance = config.generation, RowChecks(config.checks), ValidationDistance(validation, embed)
     own = generator.settings
     tried = []
     try:
@@ -131,9 +137,9 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
             valid = [t for t, ok in zip(texts, valid_rows(texts, finished, checks), strict=True) if ok]
             row = {"temperature": temperature, "top_p": top_p, "rows": len(texts),
                    "valid_rate": round(len(valid) / len(texts), 4), "finished_rate": round(sum(finished) / len(texts), 4),
-                   "mauve": validation_mauve(valid, validation, embed, config)}
-            log.info("auto decoding %s: temperature %.2f, top-p %.2f: %.0f%% valid, MAUVE %s", config.name,
-                     temperature, top_p, 100 * row["valid_rate"], row["mauve"])
+                   "mmd": distance(valid)}
+            log.info("auto decoding %s: temperature %.2f, top-p %.2f: %.0f%% valid, MMD to validation %s",
+                     config.name, temperature, top_p, 100 * row["valid_rate"], row["mmd"])
             tried.append(row)
     finally:
         generator.settings = own

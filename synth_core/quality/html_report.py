@@ -114,9 +114,9 @@ def _metrics_section(report: dict) -> str:
         parts += ["<h2>Decoding (auto)</h2>",
                   f"<p>Chosen: temperature {decoding['temperature']}, top-p {decoding['top_p']}: "
                   f"{escape(decoding['rule'])}.</p>",
-                  html_table(["temperature", "top-p", "rows", "valid", "finished", "MAUVE vs validation"], [
+                  html_table(["temperature", "top-p", "rows", "valid", "finished", "MMD to validation (lower is closer)"], [
                       [str(t["temperature"]), str(t["top_p"]), str(t["rows"]), f"{t['valid_rate']:.0%}",
-                       f"{t['finished_rate']:.0%}", _number(t["mauve"])] for t in decoding["tried"]])]
+                       f"{t['finished_rate']:.0%}", _number(t.get("mmd"))] for t in decoding["tried"]])]
     return "".join(parts)
 
 

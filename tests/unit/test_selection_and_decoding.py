@@ -23,6 +23,7 @@ from synth_core.generation.auto_decoding import (
 from synth_core.generation.decoding import DecodedBatch
 from synth_core.models import load_embedder
 from synth_core.quality.features import unit_rows
+from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
 from synth_core.quality.selection import select_rows
 from synth_core.sources import load_target_split, render_texts
 
@@ -119,17 +120,17 @@ def test_auto_keeps_the_valid_on_distribution_setting_and_leaves_the_generator_a
     validation = load_target_split(config).validation
     choice = choose_decoding(generator, config, validation, embedder.encode_cached)
     tried = {row["temperature"]: row for row in choice.tried}
-    assert tried[1.0]["valid_rate"] == 0.0 and tried[1.0]["mauve"] is None  # cut rows are invalid, unscored
+    assert tried[1.0]["valid_rate"] == 0.0 and tried[1.0]["mmd"] is None  # cut rows are invalid, unscored
     assert tried[0.7]["valid_rate"] == tried[0.85]["valid_rate"] == 1.0
-    assert tried[0.7]["mauve"] > tried[0.85]["mauve"]
-    assert (choice.temperature, choice.top_p) == (0.7, 0.95) and "highest MAUVE" in choice.rule
+    assert tried[0.7]["mmd"] < tried[0.85]["mmd"]
+    assert (choice.temperature, choice.top_p) == (0.7, 0.95) and "lowest MMD" in choice.rule
     assert generator.settings.temperature == 1.0  # restored after trying the grid
     record = settle_decoding(generator, config, validation, embedder.encode_cached)
     assert generator.settings.temperature == 0.7 and record["tried"] == list(choice.tried)
     assert with_decoding(config, record).generation.temperature == 0.7
 
 
-def test_validity_beyond_what_fills_the_batch_does_not_outrank_mauve(gsm8k):
+def test_validity_beyond_what_fills_the_batch_does_not_outrank_closeness(gsm8k):
     config, test, _, embedder = gsm8k
     # 0.7: varied real rows, 70% valid (the rest lost their answer line); 0.85: every row valid, but three rows over
     cut = [row.rsplit("\n####", 1)[0] for row in test[28:40]]
@@ -139,13 +140,25 @@ def test_validity_beyond_what_fills_the_batch_does_not_outrank_mauve(gsm8k):
     oversampled = choose_decoding(generator, config, validation, embedder.encode_cached)
     tried = {row["temperature"]: row for row in oversampled.tried}
     assert tried[0.7]["valid_rate"] == 0.7 and tried[0.85]["valid_rate"] == 1.0
-    assert tried[0.7]["mauve"] > tried[0.85]["mauve"]
+    assert tried[0.7]["mmd"] < tried[0.85]["mmd"]
     assert fill_share(config.generation) == pytest.approx(1 / (2 * 0.95))  # oversample 2, support cut at 0.95
     assert oversampled.temperature == 0.7 and "enough to fill the batch (53%)" in oversampled.rule
     # without oversampling every valid row is needed: validity within the slack of the best decides first
     exact = config.with_overrides({"generation.oversample": 1.0})
     assert choose_decoding(generator, exact, validation, embedder.encode_cached).temperature == 0.85
     assert decoding_fingerprint(exact, "ckpt", "snap") != decoding_fingerprint(config, "ckpt", "snap")
+
+
+def test_mmd_reads_zero_for_one_distribution_and_grows_with_the_shift():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(150, 16))
+    bandwidth = median_bandwidth(reference)
+    same, near, far = (rng.normal(size=(50, 16)) + shift for shift in (0.0, 0.3, 1.0))
+    scores = [gaussian_mmd(rows, reference, bandwidth) for rows in (same, near, far)]
+    assert abs(scores[0]) < 0.01 and scores[0] < scores[1] < scores[2]
+    assert gaussian_mmd(reference, reference, bandwidth) < 0  # unbiased: the diagonal is left out
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        gaussian_mmd(same[:1], reference, bandwidth)
 
 
 def test_fixed_decoding_is_not_tuned_and_the_fingerprint_follows_what_the_choice_depends_on(gsm8k):
