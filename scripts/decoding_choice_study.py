@@ -160,7 +160,7 @@ def simulate(out: Path, draws: int) -> None:
         frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
         texts = frame["text"].tolist()
         pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks)), embed(texts)))
-    final = np.array([setting["mauve"] for setting, *_ in pools])
+    final = np.array([np.nan if setting["mauve"] is None else setting["mauve"] for setting, *_ in pools])  # None: too few kept
 
     def picks(rng) -> dict[str, int]:
         drawn = [(i, rng.permutation(len(texts))[:auto_rows]) for i, (_, texts, _, _) in enumerate(pools)]
@@ -185,7 +185,7 @@ def simulate(out: Path, draws: int) -> None:
             chosen[rule].append(index)
         print("draw", draw, {rule: c[-1] for rule, c in chosen.items()}, flush=True)
     summary = {"final_test_mauve": final.tolist(), "valid_rate": [float(v.mean()) for _, _, v, _ in pools],
-               "best_setting_test_mauve": float(final.max()), "draws": draws}
+               "best_setting_test_mauve": float(np.nanmax(final)), "draws": draws}
     for rule, indices in chosen.items():
         summary[rule] = {"picks": indices, "mean_test_mauve": float(final[indices].mean()),
                          "sd": float(final[indices].std())}
