@@ -1,12 +1,13 @@
-"""How well does auto decoding pick? One trained gsm8k `mc` prompt, every grid setting sampled in full.
+"""How well does auto decoding pick? One trained `mc` prompt, every grid setting sampled in full.
 
-`rows OUT SEED`: trains the prompt at the `small` scale (seed SEED), generates the quality bench's candidate
-rows at every setting of the auto grid and scores each batch on the test split as `synth bench quality` does
-(study.json). `simulate OUT DRAWS`: replays the product's choice (`ranked_settings`) on random draws of
-`auto_rows` rows per setting, as the product samples them, with three scores of a setting's valid rows against the validation split:
-the product's own MAUVE, MAUVE on one quantisation shared by every setting, and MMD; and reports the test MAUVE
-each would get (simulation.json). Successive halving, tried at 7e31f47, is in that commit's version.
-docs/BENCHMARKS.md, "Choosing the decoding", has the figures.
+`rows OUT SEED [DOMAIN_YAML]`: trains the prompt at the `small` scale (seed SEED; gsm8k unless DOMAIN_YAML names
+another domain), generates the quality bench's candidate rows at every setting of the auto grid and scores each
+batch on the test split as `synth bench quality` does (study.json). `simulate OUT DRAWS`: replays the choice
+(`ranked_settings`) on random draws of `auto_rows` rows per setting, as the product samples them, with three
+scores of a setting's valid rows against the validation split: per-setting MAUVE (the rule until 40dbc36), MAUVE
+on one quantisation shared by every setting, and the product's MMD; and reports the test MAUVE each would get
+(simulation.json). Successive halving, tried at 7e31f47, is in that commit's version. docs/BENCHMARKS.md,
+"Choosing the decoding" and "A steadier score for the decoding choice", has the figures.
 """
 
 from __future__ import annotations
@@ -55,16 +56,16 @@ from synth_core.softprompt.training import CHECKPOINT_DIR, train_soft_prompt
 from synth_core.sources import load_target_split
 from synth_core.token_limits import resolve_token_limits
 
-DOMAIN = Path("domains/gsm8k.yaml")
+DEFAULT_DOMAIN = "domains/gsm8k.yaml"  # the committed pools predate the DOMAIN argument
 
 
-def _config(seed: int):
-    config = load_domain(DOMAIN).with_overrides({"soft_prompt.seed": seed, "generation.seed": seed})
+def _config(seed: int, domain: str):
+    config = load_domain(Path(domain)).with_overrides({"soft_prompt.seed": seed, "generation.seed": seed})
     return method_config(scaled_config(config, SCALES["small"]), "mc"), config.checks
 
 
-def rows(out: Path, seed: int) -> None:
-    config, declared = _config(seed)
+def rows(out: Path, seed: int, domain: str) -> None:
+    config, declared = _config(seed, domain)
     lm, sampler_lm, embedder = load_bench_models(config)
     targets = bench_targets(load_target_split(config), SCALES["small"])
     config = resolve_token_limits(config, lm.tokenizer, targets.train)
@@ -88,7 +89,7 @@ def rows(out: Path, seed: int) -> None:
                          "mauve": metrics.get("mauve"), "mauve_reference": metrics.get("mauve_reference"),
                          "kept": len(kept)})
         print(json.dumps(settings[-1]), flush=True)
-    study = {"seed": seed, "validation": list(targets.validation), "settings": settings}
+    study = {"seed": seed, "domain": domain, "validation": list(targets.validation), "settings": settings}
     (out / "study.json").write_text(json.dumps(study, indent=1))
 
 
@@ -145,13 +146,13 @@ def own_bucket_mauve(valid: list[str], validation: list[str], embed, config) -> 
     return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
 
 
-def simulate(out: Path, draws: int) -> None:
+def simulate(out: Path, draws: int, domain: str) -> None:
     """Three scores for the same 64-row draws, each ranked by `ranked_settings` (validity first, then score):
     per-setting MAUVE as the product chose before (`flat`), MAUVE on one quantisation shared by all settings and
     the whole validation split (`shared`), and MMD against the whole validation split as the product chooses
     now (`mmd`)."""
     study = json.loads((out / "study.json").read_text())
-    config, _ = _config(study["seed"])
+    config, _ = _config(study["seed"], study.get("domain", domain))
     embed, checks, validation = load_embedder(config.generator).encode_cached, RowChecks(config.checks), study["validation"]
     gate, auto_rows = config.gate, config.generation.auto_rows
     distance = ValidationDistance(validation, embed)
@@ -199,4 +200,5 @@ def simulate(out: Path, draws: int) -> None:
 
 if __name__ == "__main__":
     command, out, number = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    {"rows": rows, "simulate": simulate}[command](out, number)
+    domain = sys.argv[4] if len(sys.argv) > 4 else DEFAULT_DOMAIN
+    {"rows": rows, "simulate": simulate}[command](out, number, domain)
