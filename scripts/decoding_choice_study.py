@@ -99,12 +99,13 @@ def shared_bucket_mauve(groups: list[np.ndarray], reference: np.ndarray, buckets
     quantises: rows L2-normalised, PCA to 90% of the variance, k-means), averaged over `seeds`: every setting's rows fall into the same
     buckets, and the whole reference side is used, so the settings differ only by their own rows."""
     import faiss
+    from mauve.compute_mauve import compute_area_under_curve, get_divergence_curve_for_multinomials
     from sklearn.decomposition import PCA
 
     data = np.vstack([reference, *groups])
     data = data / np.linalg.norm(data, axis=1, keepdims=True)
     bounds = np.cumsum([len(reference)] + [len(g) for g in groups])
-    weights = np.linspace(1e-6, 1 - 1e-6, 25)
+    weights = np.linspace(1e-6, 1 - 1e-6, 25)  # mauve-text's default discretisation
     scores = np.zeros(len(groups))
     for seed in seeds:
         pca = PCA(random_state=seed + 1).fit(data)
@@ -118,20 +119,11 @@ def shared_bucket_mauve(groups: list[np.ndarray], reference: np.ndarray, buckets
         real = np.bincount(parts[0], minlength=buckets) / len(parts[0])
         for index, part in enumerate(parts[1:]):
             fake = np.bincount(part, minlength=buckets) / len(part)
-            curve = [(1.0, 0.0)]  # (exp -c KL(real || mix), exp -c KL(fake || mix)) from w = 0 to w = 1
-            for w in weights:
-                mix = w * fake + (1 - w) * real
-                curve.append((np.exp(-scaling * _kl(real, mix)), np.exp(-scaling * _kl(fake, mix))))
-            curve.append((0.0, 1.0))
-            xs, ys = np.array(curve).T
-            area = (np.trapezoid(ys[::-1], xs[::-1]) + np.trapezoid(xs, ys)) / 2  # both ways, as mauve-text
+            xs, ys = get_divergence_curve_for_multinomials(fake, real, weights, scaling).T
+            first, second = np.argsort(xs), np.argsort(ys)
+            area = (compute_area_under_curve(xs[first], ys[first]) + compute_area_under_curve(ys[second], xs[second])) / 2
             scores[index] += area / len(seeds)
     return scores.tolist()
-
-
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    mask = p > 0
-    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
 def own_bucket_mauve(valid: list[str], validation: list[str], embed, config) -> float | None:
