@@ -6,7 +6,10 @@ batch on the test split as `synth bench quality` does (study.json). `simulate OU
 (`ranked_settings`) on random draws of `auto_rows` rows per setting, as the product samples them, with three
 scores of a setting's valid rows against the validation split: per-setting MAUVE (the rule until 40dbc36), MAUVE
 on one quantisation shared by every setting, and the product's MMD; and reports the test MAUVE each would get
-(simulation.json). Successive halving, tried at 7e31f47, is in that commit's version. docs/BENCHMARKS.md,
+(simulation.json). `llm OUT 0`: scores every setting's kept rows against the test split in a second feature space,
+the frozen generator's mean-pooled hidden states (as the quality bench's `mauve_llm`), and reports the LLM-state
+MAUVE each rule's picks in simulation.json would get (llm.json): MMD works in the MiniLM space it is judged in
+there. Successive halving, tried at 7e31f47, is in that commit's version. docs/BENCHMARKS.md,
 "Choosing the decoding" and "A steadier score for the decoding choice", has the figures.
 """
 
@@ -25,6 +28,7 @@ from synth_core.bench.quality import (
     SCALES,
     bench_targets,
     load_bench_models,
+    mauve_in_space,
     method_config,
     real_test_texts,
     scaled_config,
@@ -42,6 +46,7 @@ from synth_core.generation.factory import build_generator
 from synth_core.generation.run import generate_to_parquet
 from synth_core.models import load_embedder
 from synth_core.quality.checks import RowChecks
+from synth_core.quality.features import CachedFeatures, llm_features
 from synth_core.quality.gate import sample_rows
 from synth_core.quality.mauve_score import (
     KMEANS_EXPLAINED_VARIANCE,
@@ -190,7 +195,41 @@ def simulate(out: Path, draws: int, domain: str) -> None:
     print({rule: (round(summary[rule]["mean_test_mauve"], 3), summary[rule].get("gain_over_flat")) for rule in chosen})
 
 
+def llm(out: Path, _: int, domain: str) -> None:
+    """Each setting's gate-kept rows (as `rows` scored them) in the LLM-state space against the test split, and the
+    mean LLM-state MAUVE of each rule's picks in simulation.json (a setting too small to score counts as missing)."""
+    study, simulation = (json.loads((out / name).read_text()) for name in ("study.json", "simulation.json"))
+    config, declared = _config(study["seed"], study.get("domain", domain))
+    lm, _, embedder = load_bench_models(config)
+    featurize = CachedFeatures(llm_features(config.generator)[0])
+    targets = bench_targets(load_target_split(config), SCALES["small"])
+    config = resolve_token_limits(config, lm.tokenizer, targets.train)
+    test = real_test_texts(config, SCALES["small"].test_rows)
+    per_setting = []
+    for setting in study["settings"]:
+        texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
+        scored = config.with_overrides({"generation.temperature": setting["temperature"],
+                                        "generation.top_p": setting["top_p"]})
+        _, kept = score_rows(scored, texts, targets.train, test, embedder, {}, declared)
+        per_setting.append(mauve_in_space(scored, kept, targets.train, test, featurize))
+        print(json.dumps({**{k: setting[k] for k in ("temperature", "top_p", "mauve")}, "llm": per_setting[-1]}),
+              flush=True)
+    final = np.array([np.nan if s is None else s["mauve"] for s in per_setting])
+    summary = {"llm_test_mauve": final.tolist(),
+               "llm_reference": next((s["reference"] for s in per_setting if s), None),
+               "rules": {rule: {"mean_llm_mauve": float(np.nanmean(final[simulation[rule]["picks"]])),
+                                "unscored_picks": int(np.isnan(final[simulation[rule]["picks"]]).sum())}
+                         for rule in ("flat", "shared", "mmd")}}
+    for rule in ("shared", "mmd"):
+        gain = final[simulation[rule]["picks"]] - final[simulation["flat"]["picks"]]
+        gain = gain[~np.isnan(gain)]
+        summary["rules"][rule]["gain_over_flat"] = {"mean": float(gain.mean()),
+                                                    "se": float(gain.std(ddof=1) / np.sqrt(len(gain)))}
+    (out / "llm.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+
+
 if __name__ == "__main__":
     command, out, number = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     domain = sys.argv[4] if len(sys.argv) > 4 else DEFAULT_DOMAIN
-    {"rows": rows, "simulate": simulate}[command](out, number, domain)
+    {"rows": rows, "simulate": simulate, "llm": llm}[command](out, number, domain)
