@@ -203,7 +203,7 @@ class GenerationConfig:
     num_samples: int = field(default=1000, metadata={"help": "synthetic rows per run, over all shards"})
     shards: int = field(default=1, metadata={
         "help": "generate tasks the batch is split over (Airflow dynamic task mapping)"})
-    batch_size: int = field(default=16, metadata={"help": "rows sampled together"})
+    batch_size: int = field(default=16, metadata={"help": "rows decoding at once; a row that ends makes room for the next"})
     temperature: float | Literal["auto"] = field(default=AUTO, metadata={
         "help": "softmax temperature of sampling; auto: the best of auto_temperatures on the validation split"})
     top_p: float | Literal["auto"] = field(default=AUTO, metadata={

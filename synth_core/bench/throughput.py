@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from synth_core.config import GenerationConfig, GeneratorConfig
-from synth_core.generation.decoding import prefill, sample_batch, sample_next_token
+from synth_core.generation.decoding import BATCHES_PER_CALL, prefill, sample_batch, sample_next_token
 from synth_core.generation.llama_decode import LlamaDecoder, supports
 from synth_core.models import FrozenLM, load_frozen_lm
 
@@ -117,9 +117,50 @@ def generation_like_with_like(lm: FrozenLM, batch: int, settings: GenerationConf
     return row
 
 
-def _decode_steps(decoder: LlamaDecoder, token: torch.Tensor, last_position: torch.Tensor, steps: int) -> None:
+@torch.no_grad()
+def refilled_batches(lm: FrozenLM, texts: list[str], batch: int, calls: int, settings: GenerationConfig,
+                     repeats: int, prompt_tokens: int = 24) -> dict:
+    """Ours on `calls` batches of rows that end at their own lengths, in the sampling dtype the product uses:
+    one fixed batch of `batch` rows at a time (each call's steps trail off as its rows finish) against one call
+    that keeps `batch` rows decoding and admits the next as rows finish (`sample_batch(live=batch)`). The rows
+    continue real rows' first `prompt_tokens` tokens (left-padded), so their lengths vary as real ones do; the
+    two runs draw different tokens, so tokens/s and the mean row length are reported for each. Best of
+    `repeats`, interleaved."""
+    from synth_core.models import use_bf16
+
+    original, dtype = lm.model.dtype, torch.bfloat16 if use_bf16(True, lm.device, "bench bf16") else torch.float32
+    lm.model.to(dtype)
+    tokenizer = lm.tokenizer
+    tokenizer.padding_side = "left"
+    rows = [tokenizer(text, add_special_tokens=False)["input_ids"][:prompt_tokens] for text in texts[: batch * calls]]
+    prompts = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+
+    def fixed() -> list[int]:
+        return [n for start in range(0, len(rows), batch)
+                for n in sample_batch(lm, settings, start, input_ids=prompts["input_ids"][start : start + batch],
+                                      attention_mask=prompts["attention_mask"][start : start + batch]).new_tokens]
+
+    def refilled() -> list[int]:
+        return sample_batch(lm, settings, 0, input_ids=prompts["input_ids"], attention_mask=prompts["attention_mask"],
+                            live=batch).new_tokens
+
+    runs: dict[str, list[tuple[float, list[int]]]] = {"fixed": [], "refilled": []}
+    for _ in range(repeats):
+        for name, run in (("fixed", fixed), ("refilled", refilled)):
+            runs[name].append(timed(lm.device, run))
+    lm.model.to(original)
+    result: dict = {"rows": len(rows), "batch": batch, "dtype": str(dtype).removeprefix("torch.")}
+    for name, timings in runs.items():
+        seconds, lengths = min(timings, key=lambda t: t[0] / max(sum(t[1]), 1))
+        result[name] = {"tokens_per_second": sum(lengths) / seconds, "mean_new_tokens": sum(lengths) / len(lengths),
+                        "seconds": seconds}
+    result["speedup"] = result["refilled"]["tokens_per_second"] / result["fixed"]["tokens_per_second"]
+    return result
+
+
+def _decode_steps(decoder: LlamaDecoder, x: torch.Tensor, last_position: torch.Tensor, steps: int) -> None:
     for i in range(steps):
-        decoder.step(token, last_position + 1 + i)
+        decoder.step(x, last_position + 1 + i)
 
 
 @torch.no_grad()
@@ -135,16 +176,17 @@ def decode_attention(lm: FrozenLM, batch: int, columns: int, steps: int, repeats
         mask = torch.ones(batch, columns, dtype=torch.long, device=lm.device)
         positions = (mask.cumsum(-1) - 1)[:, -1:]
         cache = prefill(lm.model, _prefix(lm, batch, columns), mask, mask.cumsum(-1) - 1).cache
-        token = torch.zeros(batch, dtype=torch.long, device=lm.device)
+        x = lm.model.get_input_embeddings()(torch.zeros(batch, dtype=torch.long, device=lm.device))
         ms: dict[str, list[float]] = {"sdpa": [], "matmul": []}
         for _ in range(repeats):
             for attention, runs in ms.items():
-                decoder = LlamaDecoder(lm.model, cache, mask, steps, attention=attention)
-                seconds, _ = timed(lm.device, _decode_steps, decoder, token, positions, steps)
+                decoder = LlamaDecoder(lm.model, batch, columns, steps, attention=attention)
+                decoder.admit(cache, mask)
+                seconds, _ = timed(lm.device, _decode_steps, decoder, x, positions, steps)
                 runs.append(seconds / steps * 1e3)
         result[name] = {f"{attention}_ms_per_step": min(runs) for attention, runs in ms.items()}
         result[name]["matmul_vs_sdpa_speedup"] = min(ms["sdpa"]) / min(ms["matmul"])
-        result[name]["default"] = "matmul" if LlamaDecoder(lm.model, cache, mask, steps).transposed else "sdpa"
+        result[name]["default"] = "matmul" if LlamaDecoder(lm.model, batch, columns, steps).transposed else "sdpa"
     lm.model.to(original)
     return result
 
@@ -318,6 +360,9 @@ def run_throughput(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 64,
         results["next_token_sampling"] = next_token_sampling(lm, longest, max(batches), (1.0, base.top_p, 0.9),
                                                              base.temperature, repeats)
         log.info("next-token sampling: %s", results["next_token_sampling"])
+        results["refilled_batches"] = refilled_batches(lm, training_texts, max(batches), BATCHES_PER_CALL, base,
+                                                         repeats)
+        log.info("refilled batches: %s", results["refilled_batches"])
     results["params"] = params
     results["settings"] = {"new_tokens": new_tokens, "prefix_tokens": num_tokens, "repeats": repeats,
                            "temperature": base.temperature, "top_p": base.top_p, "model": model}

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from synth_core.config import AUTO, DomainConfig, GenerationConfig
-from synth_core.generation.run import Generator
+from synth_core.generation.run import Generator, sample_calls
 from synth_core.quality.checks import RowChecks
 from synth_core.quality.features import FeatureFn
 from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
@@ -77,9 +77,7 @@ def decoding_fingerprint(config: DomainConfig, checkpoint_hash: str, snapshot_ha
 def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str], list[bool]]:
     texts: list[str] = []
     finished: list[bool] = []
-    for start in range(0, settings.auto_rows, settings.batch_size):
-        batch, _ = generator.sample(list(range(start, min(start + settings.batch_size, settings.auto_rows))),
-                                    settings.seed)
+    for _, batch, _ in sample_calls(generator, list(range(settings.auto_rows)), settings.batch_size, settings.seed):
         texts += batch.texts
         finished += batch.finished
     return texts, finished

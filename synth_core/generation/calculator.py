@@ -64,13 +64,15 @@ class Calculator:
                     self.steps_completed += 1
         return token
 
-    def observe(self, tokens: torch.Tensor, rows: list[int], step: int, token: torch.Tensor) -> None:
-        """Open a step where a row's text now ends in `<expression> =` (tokens: the batch's tokens so far)."""
+    def observe(self, tokens: torch.Tensor, rows: list[int], written: list[int], token: torch.Tensor) -> None:
+        """Open a step where a row's text now ends in `<expression> =` (tokens: the batch's tokens; `written`:
+        how many each of `rows` holds so far, this `token` included)."""
         ended_in_equals = torch.isin(token, self._equals).nonzero().squeeze(-1).tolist()
         for position in ended_in_equals:
             row = rows[position]
             if row in self._queue:
                 continue
-            value = equation_result(self.tokenizer.decode(tokens[row, max(0, step + 1 - TAIL_TOKENS): step + 1]))
+            end = written[position]
+            value = equation_result(self.tokenizer.decode(tokens[row, max(0, end - TAIL_TOKENS): end]))
             if value is not None:
                 self._value[row] = value

@@ -34,6 +34,10 @@ DRAW_BLOCK = 256  # columns per block of the two-level draw (`_draw`)
 # (Gemma's soft-capping, Cohere's and Granite's scaling): such models keep their own forward pass
 OUTPUT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 STOP_CHECK_EVERY = 8  # steps between stop-pattern checks: decoding every step would cost more than it saves
+ADMIT_SHARE = 8  # new rows come in once 1/8 of the room is free: one prefill per few finished rows, not per row
+# rows per sampler call, in batches (`generation/run.py`): the sampler keeps `batch_size` rows decoding and admits
+# the next rows as others finish, so only the end of each call runs part-empty; more per call, fewer progress updates
+BATCHES_PER_CALL = 4
 
 
 @dataclass
@@ -130,10 +134,15 @@ def prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: t
     logits, layers = [], []
     for row, row_mask in zip(inputs_embeds, mask, strict=True):
         start = width - int(row_mask.sum())
-        out = last_position_logits(model, inputs_embeds=row[None, start:])
-        logits.append(out.logits)
+        out = last_position_logits(model, inputs_embeds=row[None, start:]) if start < width else None
+        logits.append(out.logits if out else None)
         layers.append([(torch.nn.functional.pad(layer.keys, (0, 0, start, 0)),
-                        torch.nn.functional.pad(layer.values, (0, 0, start, 0))) for layer in out.cache.layers])
+                        torch.nn.functional.pad(layer.values, (0, 0, start, 0))) for layer in out.cache.layers]
+                      if out else None)
+    # a row with no tokens (a one-token prompt beside longer ones, prefilled but for its last): zeros, masked out
+    some_logits, some_layers = next((out, row) for out, row in zip(logits, layers, strict=True) if row is not None)
+    logits = [torch.zeros_like(some_logits) if out is None else out for out in logits]
+    layers = [row or [(torch.zeros_like(k), torch.zeros_like(v)) for k, v in some_layers] for row in layers]
     cache = DynamicCache([(torch.cat([row[i][0] for row in layers]), torch.cat([row[i][1] for row in layers]))
                           for i in range(len(layers[0]))])
     return _Prefilled(torch.cat(logits), cache)
@@ -141,32 +150,49 @@ def prefill(model, inputs_embeds: torch.Tensor, mask: torch.Tensor, positions: t
 
 class _ForwardStep:
     """A decode step through the model's own forward pass, its KV cache grown by concatenation: the path for
-    models `llama_decode.LlamaDecoder` does not reproduce."""
+    models `llama_decode.LlamaDecoder` does not reproduce. It takes all its rows at once."""
 
-    def __init__(self, model, cache: DynamicCache, mask: torch.Tensor):
-        self.model, self.cache, self.mask = model, cache, mask
+    def __init__(self, model):
+        self.model, self.cache, self.mask = model, None, None
+
+    def admit(self, cache: DynamicCache | None, mask: torch.Tensor) -> None:
+        if self.mask is not None:
+            raise ValueError("the forward-pass decode step takes every row at once")
+        self.cache, self.mask = (cache, mask) if cache is not None else (DynamicCache(), mask[:, :0])
 
     def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)
         self.mask = self.mask[rows]
 
-    def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(token), 1)], dim=1)
-        out = self.model(input_ids=token[:, None], attention_mask=self.mask, position_ids=position.view(-1, 1),
+    def step(self, x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(x), 1)], dim=1)
+        out = self.model(inputs_embeds=x[:, None], attention_mask=self.mask, position_ids=position.view(-1, 1),
                          cache=self.cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]
+
+
+def compacting_order(keep: torch.Tensor) -> torch.Tensor:
+    """The rows to keep (`keep` true), in the order that moves fewest of them: each stays in place, except that
+    the gaps below the kept count are filled by the kept rows above it."""
+    kept = keep.nonzero().squeeze(-1)
+    order = torch.arange(len(kept), device=keep.device)
+    order[~keep[: len(kept)]] = kept[kept >= len(kept)]
+    return order
 
 
 @torch.no_grad()
 def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_embeds: torch.Tensor | None = None,
                  input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                 stop: re.Pattern[str] | None = None, calculator: Calculator | None = None) -> DecodedBatch:
+                 stop: re.Pattern[str] | None = None, calculator: Calculator | None = None,
+                 live: int | None = None) -> DecodedBatch:
     """Sample one continuation per row; decode only the new tokens, up to (not including) EOS.
 
-    A row also finishes when its text so far matches `stop` (checked every few steps; the caller
-    cuts the text there). Finished rows leave the batch and its KV cache, so a batch costs what its
-    rows need rather than rows x its longest row. A `calculator` writes the results of the arithmetic
-    steps the rows start.
+    A row also finishes when its text so far matches `stop` (checked every few steps; the caller cuts the text
+    there). At most `live` rows (default: all) decode at once: finished rows leave the KV cache, and once
+    1/`ADMIT_SHARE` of the room is free the next rows come in (their prompts prefilled), so the steps run nearly
+    full instead of trailing off as a fixed batch's rows finish (models that keep their own forward pass take
+    every row at once). A row's prompt is prefilled but for its last token, which its first step feeds. A
+    `calculator` writes the results of the arithmetic steps the rows start.
     """
     if AUTO in (settings.temperature, settings.top_p):
         raise ValueError("generation.temperature/top_p is 'auto': the decoding must be chosen before sampling "
@@ -174,53 +200,73 @@ def sample_batch(lm: FrozenLM, settings: GenerationConfig, seed: int, *, inputs_
     if settings.max_new_tokens == AUTO:
         raise ValueError("generation.max_new_tokens is 'auto': it must be measured on the train rows before sampling "
                          "(token_limits.py)")
-    model, device = lm.model, lm.device
+    model, device, cap = lm.model, lm.device, settings.max_new_tokens
     eos, pad = lm.tokenizer.eos_token_id, lm.tokenizer.pad_token_id
     generator = torch.Generator(device=device).manual_seed(seed)
-    if inputs_embeds is None:
-        inputs_embeds = model.get_input_embeddings()(input_ids.to(device))
-    inputs_embeds = inputs_embeds.to(device, model.dtype)
-    batch, prefix_len = inputs_embeds.shape[:2]
+    embed = model.get_input_embeddings()
+    prompts = inputs_embeds.to(device, model.dtype) if inputs_embeds is not None else input_ids.to(device)
+    rows_total, width = prompts.shape[:2]
     mask = (attention_mask.to(device) if attention_mask is not None
-            else torch.ones(batch, prefix_len, dtype=torch.long, device=device))
+            else torch.ones(rows_total, width, dtype=torch.long, device=device))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-    out = prefill(model, inputs_embeds, mask, positions)
-    logits = out.logits[:, -1]
-    decoder = (LlamaDecoder(model, out.cache, mask, settings.max_new_tokens) if supports_llama(model)
-               else _ForwardStep(model, out.cache, mask))
-    next_position = positions[:, -1:] + 1
-    tokens = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
-    lengths = torch.full((batch,), settings.max_new_tokens, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    active = torch.arange(batch, device=device)  # the batch row of each row still being decoded
+    refills = supports_llama(model)
+    room = min(live or rows_total, rows_total) if refills else rows_total
+    decoder = LlamaDecoder(model, room, width - 1, cap) if refills else _ForwardStep(model)
+    tokens = torch.full((rows_total, cap), pad, dtype=torch.long, device=device)
+    written = torch.zeros(rows_total, dtype=torch.long, device=device)  # each row's tokens so far
+    lengths = torch.full((rows_total,), cap, dtype=torch.long, device=device)
+    finished = torch.zeros(rows_total, dtype=torch.bool, device=device)
+    active = torch.zeros(0, dtype=torch.long, device=device)  # the row of each cache row
+    x = torch.zeros(0, lm.hidden_size, dtype=model.dtype, device=device)  # each active row's next input
+    next_position = torch.zeros(0, dtype=torch.long, device=device)
+    admitted = iteration = 0
     if calculator is not None:
         calculator.start(device)
-    for step in range(settings.max_new_tokens):
+    while True:
+        free = room - len(active)
+        if admitted < rows_total and (free >= max(1, room // ADMIT_SHARE) or not len(active)):
+            group = torch.arange(admitted, min(admitted + free, rows_total), device=device)
+            admitted += len(group)
+            prompt = prompts[group] if inputs_embeds is not None else embed(prompts[group])
+            head = mask[group, :-1]
+            decoder.admit(prefill(model, prompt[:, :-1], head, positions[group, :-1]).cache if bool(head.any())
+                          else None, head)
+            active = torch.cat([active, group])
+            x = torch.cat([x, prompt[:, -1]])
+            next_position = torch.cat([next_position, positions[group, -1]])
+        logits = decoder.step(x, next_position)
+        next_position = next_position + 1
         if calculator is not None:
             rows = active.tolist()
             calculator.restrict(logits, rows)
         token = sample_next_token(logits, settings.temperature, settings.top_p, generator)
         if calculator is not None:
             token = calculator.override(token, rows)
-        tokens[active, step] = token
+        count = written[active]
+        tokens[active, count] = token
+        count = count + 1
+        written[active] = count
         if calculator is not None:
-            calculator.observe(tokens, rows, step, token)
+            calculator.observe(tokens, rows, count.tolist(), token)
         done = token == eos
-        lengths[active[done]] = step
-        if stop is not None and (step + 1) % STOP_CHECK_EVERY == 0:
-            texts = lm.tokenizer.batch_decode(tokens[active, : step + 1], skip_special_tokens=True)
+        lengths[active[done]] = count[done] - 1
+        iteration += 1
+        if stop is not None and iteration % STOP_CHECK_EVERY == 0:
+            texts = lm.tokenizer.batch_decode([tokens[row, :n] for row, n in zip(active.tolist(), count.tolist(),
+                                                                                 strict=True)],
+                                              skip_special_tokens=True)
             matched = torch.tensor([bool(stop.search(text)) for text in texts], device=device) & ~done
-            lengths[active[matched]] = step + 1
+            lengths[active[matched]] = count[matched]
             done |= matched
         finished[active[done]] = True
-        if bool(done.all()) or step + 1 == settings.max_new_tokens:
-            break
+        done |= count == cap  # at the token cap: ends, not finished
         if bool(done.any()):
-            keep = ~done
-            decoder.keep(keep.nonzero().squeeze(-1))
-            active, token, next_position = active[keep], token[keep], next_position[keep]
-        logits = decoder.step(token, next_position)
-        next_position = next_position + 1
+            order = compacting_order(~done)
+            decoder.keep(order)
+            active, token, next_position = active[order], token[order], next_position[order]
+        if not len(active) and admitted == rows_total:
+            break
+        x = embed(token)
     texts = [lm.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
              for row, n in zip(tokens.tolist(), lengths.tolist(), strict=True)]
     return DecodedBatch(texts, lengths.tolist(), finished.tolist())

@@ -55,7 +55,8 @@ class HardPromptGenerator:
                             add_special_tokens=False)
         batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0],
                              input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
-                             stop=NEXT_EXAMPLE if plain else None, calculator=self.calculator)
+                             stop=NEXT_EXAMPLE if plain else None, calculator=self.calculator,
+                             live=self.settings.batch_size)
         if plain:
             # the model goes on to write "Example N+1:"; the sample ends where that header starts
             for i, text in enumerate(batch.texts):

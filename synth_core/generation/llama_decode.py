@@ -89,70 +89,90 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class LlamaDecoder:
-    """The prompt's KV cache copied into buffers long enough for `max_new_tokens` more columns.
+    """KV-cache buffers for up to `rows` rows of `prompt_width + max_new_tokens` columns, allocated once.
 
-    Rows are left-padded: column `c` of every row is the same step, and `valid` marks the columns a row
-    attends to (its real prompt tokens and every token it has sampled).
+    Rows enter with `admit` (their prompt's cache, left-padded to `prompt_width` columns) and leave with `keep`;
+    each row writes its next key and value at its own column, and `valid` marks the columns a row attends to
+    (its real prompt tokens and every token it has fed since). So rows admitted later, into the room finished
+    rows left, decode beside rows that are further on.
 
     Attention over the cache runs either as `scaled_dot_product_attention` or as two matmuls over keys stored
     transposed; `attention="auto"` times both on this machine for this shape (`measured_attention`).
     """
 
-    def __init__(self, model, cache: DynamicCache, mask: torch.Tensor, max_new_tokens: int, attention: str = "auto"):
+    def __init__(self, model, rows: int, prompt_width: int, max_new_tokens: int, attention: str = "auto"):
         self.model = model
         config = model.config
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps = config.rms_norm_eps
-        batch, width = mask.shape
-        columns = width + max_new_tokens
+        # a row feeds its prompt's last token and then up to max_new_tokens - 1 sampled ones
+        columns = prompt_width + max_new_tokens
+        weight = model.get_input_embeddings().weight
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
         if attention == "auto":
-            keys = cache.layers[0].keys
-            attention = measured_attention(batch, self.kv_heads, self.heads // self.kv_heads, self.head_dim,
-                                           width + max_new_tokens // 2, keys.dtype, keys.device)
+            attention = measured_attention(rows, self.kv_heads, self.heads // self.kv_heads, self.head_dim,
+                                           prompt_width + max_new_tokens // 2, weight.dtype, weight.device)
         self.transposed = attention == "matmul"
-        self.keys, self.values = [], []  # keys [rows, kv heads, head_dim, columns] when `transposed`
-        for layer in cache.layers:
-            values = layer.values.new_empty(batch, self.kv_heads, columns, self.head_dim)
-            keys = (values.new_empty(batch, self.kv_heads, self.head_dim, columns) if self.transposed
-                    else torch.empty_like(values))
-            self._key_columns(keys, width)[:] = layer.keys
-            values[:, :, :width] = layer.values
-            self.keys.append(keys)
-            self.values.append(values)
-        self.valid = torch.zeros(batch, columns, dtype=torch.bool, device=mask.device)
-        self.valid[:, :width] = mask.bool()
-        self.column = width  # where the next token's key and value go
+        shape = (rows, self.kv_heads, columns, self.head_dim)
+        key_shape = (rows, self.kv_heads, self.head_dim, columns) if self.transposed else shape
+        layers = config.num_hidden_layers
+        # zeros, not empty memory: a row attends over every row's widest column, masking what is not its own,
+        # and a NaN left in memory would survive the mask
+        self.keys = [weight.new_zeros(key_shape) for _ in range(layers)]  # [rows, kv heads, head_dim, columns]
+        self.values = [weight.new_zeros(shape) for _ in range(layers)]  # when `transposed`
+        self.valid = torch.zeros(rows, columns, dtype=torch.bool, device=weight.device)
+        self.column = torch.zeros(rows, dtype=torch.long, device=weight.device)  # each row's next key and value
+        self.rows = 0  # rows in use: the first `rows` of every buffer
+
+    def admit(self, cache: DynamicCache | None, mask: torch.Tensor) -> None:
+        """Add rows after the ones decoding: `cache` holds their prompts but for each prompt's last token
+        (`mask`'s columns, left-padded; None when no row has a token there), which their first `step` feeds."""
+        start, count, width = self.rows, *mask.shape
+        if start + count > len(self.valid):
+            raise ValueError(f"{count} more rows do not fit: {start} of {len(self.valid)} are in use")
+        rows = slice(start, start + count)
+        self.valid[rows] = False
+        self.valid[rows, :width] = mask.bool()
+        if cache is not None:
+            for keys, values, layer in zip(self.keys, self.values, cache.layers, strict=True):
+                self._key_columns(keys[rows], width)[:] = layer.keys
+                values[rows, :, :width] = layer.values
+        self.column[rows] = width
+        self.rows += count
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Keep only `rows` (ascending; the unfinished ones), so later steps cost only the rows still decoding.
-
-        The kept rows move to the front of the same buffers and only the filled columns are copied: in a batch
-        of 64 rows nearly every step drops one, and copying whole buffers each time would cost more than the
-        concatenation this replaces."""
-        filled, kept = self.column, len(rows)
-        for keys, values in zip(self.keys, self.values, strict=True):
-            self._key_columns(keys, filled)[:kept] = self._key_columns(keys, filled)[rows]
-            values[:kept, :, :filled] = values[rows, :, :filled]
-        self.keys = [keys[:kept] for keys in self.keys]
-        self.values = [values[:kept] for values in self.values]
-        self.valid = self.valid[rows]
+        """Keep `rows` (the unfinished ones), row `rows[i]` becoming row i, so later steps cost only the rows still
+        decoding. Only the rows that change place are copied, and only their filled columns: in a batch of 64 rows
+        nearly every step drops one, and a caller that fills each gap with a row from the end (`compacting_order`)
+        copies one row per row dropped."""
+        kept = len(rows)
+        moved = (rows != torch.arange(kept, device=rows.device)).nonzero().squeeze(-1)
+        if len(moved):
+            source, filled = rows[moved], int(self.column[: self.rows].max())
+            for keys, values in zip(self.keys, self.values, strict=True):
+                self._key_columns(keys, filled)[moved] = self._key_columns(keys, filled)[source]
+                values[moved, :, :filled] = values[source, :, :filled]
+            self.valid[moved] = self.valid[source]
+            self.column[moved] = self.column[source]
+        self.rows = kept
 
     def _key_columns(self, keys: torch.Tensor, stop: int) -> torch.Tensor:
         """The first `stop` columns of a layer's keys, as [rows, kv heads, columns, head_dim] in either layout."""
         return keys[..., :stop].transpose(-1, -2) if self.transposed else keys[:, :, :stop]
 
-    def step(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        """Logits [rows, vocab] for the next token, given each row's last token and its position."""
+    def step(self, x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """Logits [rows, vocab] for the next token, given each row's input embedding [rows, hidden] (its last
+        token's, or its prompt's last) and that input's position."""
         decoder = self.model.get_decoder()
-        column = self.column
-        self.valid[:, column] = True
-        x = decoder.embed_tokens(token)  # [rows, hidden]
+        count = self.rows
+        row, column = torch.arange(count, device=x.device), self.column[:count]
+        self.valid[row, column] = True
+        width = int(column.max()) + 1
         cos, sin = decoder.rotary_emb(x[:, None], position.view(-1, 1))  # [rows, 1, head_dim]
         cos, sin = cos[:, None], sin[:, None]  # broadcast over (kv heads, queries per kv head)
-        seen = self.valid[:, None, None, : column + 1]
+        seen = self.valid[:count, None, None, :width]
         groups = self.heads // self.kv_heads
         for keys, values, layer in zip(self.keys, self.values, decoder.layers, strict=True):
             attention = layer.self_attn
@@ -160,12 +180,16 @@ class LlamaDecoder:
             q = attention.q_proj(h).view(-1, self.kv_heads, groups, self.head_dim)
             k = attention.k_proj(h).view(-1, self.kv_heads, 1, self.head_dim)
             q = q * cos + _rotate_half(q) * sin
-            self._key_columns(keys, column + 1)[:, :, column] = (k * cos + _rotate_half(k) * sin)[:, :, 0]
-            values[:, :, column] = attention.v_proj(h).view(-1, self.kv_heads, self.head_dim)
-            out = attend(q, self._key_columns(keys, column + 1), values[:, :, : column + 1], seen, self.transposed)
+            k = (k * cos + _rotate_half(k) * sin)[:, :, 0]
+            if self.transposed:
+                keys[row, :, :, column] = k
+            else:
+                keys[row, :, column] = k
+            values[row, :, column] = attention.v_proj(h).view(-1, self.kv_heads, self.head_dim)
+            out = attend(q, self._key_columns(keys[:count], width), values[:count, :, :width], seen, self.transposed)
             x = x + attention.o_proj(out.reshape(len(x), -1))
             h = _rms_norm(x, layer.post_attention_layernorm.weight, self.eps)
             mlp = layer.mlp
             x = x + mlp.down_proj(F.silu(mlp.gate_proj(h)) * mlp.up_proj(h))
-        self.column += 1
+        self.column[:count] += 1
         return self.model.get_output_embeddings()(decoder.norm(x))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from synth_core.config import GenerationConfig
-from synth_core.generation.decoding import DecodedBatch
+from synth_core.generation.decoding import BATCHES_PER_CALL, DecodedBatch
 from synth_core.generation.sharding import shard_range
 from synth_core.generation.writer import SyntheticParquetWriter
 from synth_core.progress import Progress
@@ -28,7 +29,19 @@ class Generator(Protocol):
     settings: GenerationConfig
     calculator: Calculator | None
 
-    def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]: ...
+    def sample(self, sample_indices: list[int], seed: int) -> tuple[DecodedBatch, list[int]]:
+        """Rows for `sample_indices`, with `settings.batch_size` of them decoding at a time, and per row the index
+        of the target it was conditioned on."""
+        ...
+
+
+def sample_calls(generator: Generator, indices: list[int], batch_size: int, seed: int
+                 ) -> Iterator[tuple[list[int], DecodedBatch, list[int]]]:
+    """`indices` sampled `BATCHES_PER_CALL` batches per call: (the call's indices, its rows, their targets)."""
+    size = batch_size * BATCHES_PER_CALL
+    for start in range(0, len(indices), size):
+        chunk = indices[start : start + size]
+        yield chunk, *generator.sample(chunk, seed)
 
 
 @dataclass
@@ -65,9 +78,7 @@ def generate_to_parquet(generator: Generator, out_path: Path, *, num_samples: in
     sampling = sampling_settings(generator)
     with SyntheticParquetWriter(out_path) as writer, Progress(log, f"generating shard {shard}/{shards}",
                                                               len(indices), "rows") as progress:
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            batch, context_indices = generator.sample(chunk, seed)
+        for chunk, batch, context_indices in sample_calls(generator, indices, batch_size, seed):
             writer.write([
                 {"text": text, "sample_index": j, "shard": shard, "variant": generator.variant,
                  "checkpoint_hash": generator.checkpoint_hash, "context_index": c, "seed": seed,

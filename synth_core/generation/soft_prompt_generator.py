@@ -49,5 +49,5 @@ class SoftPromptGenerator:
         context = torch.from_numpy(np.stack([self.context_for(j, seed) for j in sample_indices]))
         prefix = self.soft_prompt(context.to(self.lm.device))  # (B, t, d)
         batch = sample_batch(self.lm, self.settings, seed * 1_000_003 + sample_indices[0], inputs_embeds=prefix,
-                             calculator=self.calculator)
+                             calculator=self.calculator, live=self.settings.batch_size)
         return batch, [self.context_index(j, seed) for j in sample_indices]

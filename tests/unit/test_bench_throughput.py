@@ -50,6 +50,11 @@ def test_throughput_bench_prints_ratios_against_plain_generate(capsys):
     for top_p in (1.0, 0.95, 0.9):  # no top-p, the bench's decoding, auto decoding's cooler nucleus
         figures = sampling[f"top_p_{top_p}"]
         assert figures["speedup"] == pytest.approx(figures["plain_ms"] / figures["ours_ms"])
+    refill = result["refilled_batches"]  # one call keeping 2 rows decoding against fixed batches of 2
+    assert (refill["rows"], refill["batch"]) == (8, 2)
+    assert refill["speedup"] == pytest.approx(refill["refilled"]["tokens_per_second"]
+                                              / refill["fixed"]["tokens_per_second"])
+    assert 0 < refill["fixed"]["mean_new_tokens"] <= 4 and 0 < refill["refilled"]["mean_new_tokens"] <= 4
 
 
 def test_thread_bench_runs_workers_alone_and_two_at_once_with_and_without_the_budget(capsys):

@@ -53,7 +53,7 @@ def _drive(calculator: Calculator, tokenizer, prefix: str, model_says: list[str]
                 choice = tokenizer.encode(" ", add_special_tokens=False)[0]
         token = calculator.override(torch.tensor([choice]), [0])
         tokens[0, step] = token
-        calculator.observe(tokens, [0], step, token)
+        calculator.observe(tokens, [0], [step + 1], token)
     return tokenizer.decode(tokens[0])
 
 

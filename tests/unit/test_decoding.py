@@ -111,3 +111,47 @@ def test_last_position_logits_match_the_model_s_own_forward_pass(tiny_lm, monkey
         monkeypatch.setattr(tiny_lm.model.config, "final_logit_softcapping", 30.0, raising=False)
         own_forward = last_position_logits(tiny_lm.model, inputs_embeds=embeds).logits  # its forward, not ours
     assert torch.allclose(ours, reference, atol=1e-5) and torch.allclose(own_forward, reference, atol=1e-5)
+
+
+def test_rows_admitted_as_others_finish_decode_as_they_would_alone(tiny_lm, tiny_config):
+    """With room for 3 of 5 rows, the first row stops early (a stop pattern) and the fourth comes in beside rows
+    that are 8 tokens further on, at other cache columns; every row must decode as it does alone, and each row's
+    length and end must stay its own."""
+    settings = dataclasses.replace(tiny_config.generation, temperature=1e-6, top_p=1.0, max_new_tokens=24)
+    tokenizer = tiny_lm.tokenizer
+    tokenizer.padding_side = "left"
+    prompts = ["Question: what is two plus two?", "Hi", "Example 1:\nsome text", "A", "Numbers: 1, 2, 3"]
+    padded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    full = sample_batch(tiny_lm, settings, 0, input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
+    stop = re.compile(re.escape(tokenizer.decode(tokenizer(full.texts[0])["input_ids"][:3])))
+    refilled = sample_batch(tiny_lm, settings, 0, input_ids=padded["input_ids"],
+                            attention_mask=padded["attention_mask"], stop=stop, live=3)
+    alone = []
+    for prompt in prompts:
+        encoded = tokenizer([prompt], return_tensors="pt")
+        alone.append(sample_batch(tiny_lm, settings, 0, input_ids=encoded["input_ids"],
+                                  attention_mask=encoded["attention_mask"], stop=stop))
+    assert refilled.finished[0] and refilled.new_tokens[0] == STOP_CHECK_EVERY
+    assert refilled.texts == [row.texts[0] for row in alone]
+    assert refilled.new_tokens == [row.new_tokens[0] for row in alone]
+    assert refilled.finished == [row.finished[0] for row in alone]
+
+
+def test_a_soft_prefix_batch_decodes_the_same_with_less_room(tiny_lm, tiny_config):
+    """Room for 2 of 5 rows (three admissions) gives the rows that room for all 5 gives: near-greedy decoding
+    depends on each row's own prefix only."""
+    settings = dataclasses.replace(tiny_config.generation, temperature=1e-6, top_p=1.0, max_new_tokens=10)
+    prefix = torch.randn(5, 4, tiny_lm.hidden_size, generator=torch.Generator().manual_seed(1)) * 0.1
+    together = sample_batch(tiny_lm, settings, 0, inputs_embeds=prefix)
+    narrow = sample_batch(tiny_lm, settings, 0, inputs_embeds=prefix, live=2)
+    assert narrow == together
+
+
+def test_dropping_rows_moves_one_kept_row_per_gap():
+    """Rows 1 and 4 finish: row 5 fills the gap at 1 and every other kept row stays where it is."""
+    from synth_core.generation.decoding import compacting_order
+
+    order = compacting_order(torch.tensor([True, False, True, True, False, True]))
+    assert order.tolist() == [0, 5, 2, 3]
+    assert compacting_order(torch.tensor([False, False, True])).tolist() == [2]
+    assert compacting_order(torch.tensor([True, True])).tolist() == [0, 1]

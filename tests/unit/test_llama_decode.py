@@ -33,9 +33,11 @@ def test_logits_match_the_forward_pass_with_left_padding_and_dropped_rows(tiny_l
     mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     out = prefill(model, embeds, mask, positions)
-    ours = LlamaDecoder(model, copy.deepcopy(out.cache), mask, max_new_tokens=6, attention=ours_attention)
+    ours = LlamaDecoder(model, len(lengths), width, max_new_tokens=6, attention=ours_attention)
+    ours.admit(copy.deepcopy(out.cache), mask)
     assert ours.transposed == (ours_attention == "matmul")
-    theirs = _ForwardStep(model, copy.deepcopy(out.cache), mask)
+    theirs = _ForwardStep(model)
+    theirs.admit(copy.deepcopy(out.cache), mask)
     next_position = positions[:, -1:] + 1
     for step in range(5):
         if step == 2:  # the middle row finishes: both steps must keep the other rows' caches intact
@@ -44,8 +46,9 @@ def test_logits_match_the_forward_pass_with_left_padding_and_dropped_rows(tiny_l
             theirs.keep(rows)
             next_position = next_position[rows]
         token = torch.randint(0, len(tiny_lm.tokenizer), (len(next_position),), generator=generator)
-        expected = theirs.step(token, next_position)
-        got = ours.step(token, next_position)
+        x = model.get_input_embeddings()(token)
+        expected = theirs.step(x, next_position)
+        got = ours.step(x, next_position)
         torch.testing.assert_close(got.float(), expected.float(), atol=tolerance, rtol=tolerance)
         next_position = next_position + 1
 
@@ -66,9 +69,7 @@ def test_auto_attention_is_timed_once_per_shape_and_used_by_the_decoder(tiny_lm)
     head_dim = config.hidden_size // heads
     choice = measured_attention(3, kv_heads, heads // kv_heads, head_dim, 8, torch.float32, torch.device("cpu"))
     assert choice in ("sdpa", "matmul") and len(llama_decode._measured) == 1
-    mask = torch.ones(3, 5, dtype=torch.long)
-    out = prefill(tiny_lm.model, torch.zeros(3, 5, tiny_lm.hidden_size), mask, mask.cumsum(-1) - 1)
-    decoder = LlamaDecoder(tiny_lm.model, out.cache, mask, max_new_tokens=6)  # 5 + 6 // 2 = 8 columns: same bucket
+    decoder = LlamaDecoder(tiny_lm.model, 3, 5, max_new_tokens=6)  # 5 + 6 // 2 = 8 columns: same bucket
     assert decoder.transposed == (choice == "matmul") and len(llama_decode._measured) == 1
     measured_attention(3, kv_heads, heads // kv_heads, head_dim, 65, torch.float32, torch.device("cpu"))
     assert len(llama_decode._measured) == 2
