@@ -12,7 +12,9 @@ baseline. It is a plain KV-cached decode loop rather than `generate`, because th
   instead of its forward pass, which copies the whole cache at every step;
 - prefill left-padded prompts one row at a time, unpadded, into one left-padded KV cache: a batch of
   few-shot prompts of 370-800 tokens spends most of its time there, and padded attention over the
-  longest row costs more than running the rows alone (50 GSM8K 3-shot prompts, bf16: 97.8 s -> 61.8 s).
+  longest row costs more than running the rows alone (50 GSM8K 3-shot prompts, bf16: 97.8 s -> 61.8 s);
+- keep the batch full: the next rows come in as rows finish, instead of a fixed batch's last steps
+  running nearly empty (gsm8k, 400 rows at batch 50: 1.05x; docs/BENCHMARKS.md, "Keeping the batch full").
 """
 
 from __future__ import annotations
