@@ -26,12 +26,11 @@ import pandas as pd
 
 from synth_core.bench.quality import (
     SCALES,
+    bench_method_config,
     bench_targets,
     load_bench_models,
     mauve_in_space,
-    method_config,
     real_test_texts,
-    scaled_config,
     score_rows,
 )
 from synth_core.config import load_domain
@@ -65,8 +64,8 @@ DEFAULT_DOMAIN = "domains/gsm8k.yaml"  # the committed pools predate the DOMAIN 
 
 
 def _config(seed: int, domain: str):
-    config = load_domain(Path(domain)).with_overrides({"soft_prompt.seed": seed, "generation.seed": seed})
-    return method_config(scaled_config(config, SCALES["small"]), "mc"), config.checks
+    config = load_domain(Path(domain))
+    return bench_method_config(config, SCALES["small"], "mc", seed), config.checks
 
 
 def rows(out: Path, seed: int, domain: str) -> None:
@@ -201,7 +200,7 @@ def llm(out: Path, _: int, domain: str) -> None:
     study, simulation = (json.loads((out / name).read_text()) for name in ("study.json", "simulation.json"))
     config, declared = _config(study["seed"], study.get("domain", domain))
     lm, _, embedder = load_bench_models(config)
-    featurize = CachedFeatures(llm_features(config.generator)[0])
+    featurize = CachedFeatures(llm_features(config.generator, lm=lm)[0])
     targets = bench_targets(load_target_split(config), SCALES["small"])
     config = resolve_token_limits(config, lm.tokenizer, targets.train)
     test = real_test_texts(config, SCALES["small"].test_rows)

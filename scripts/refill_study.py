@@ -19,12 +19,11 @@ import pandas as pd
 
 from synth_core.bench.quality import (
     SCALES,
+    bench_method_config,
     bench_targets,
     load_bench_models,
     mauve_in_space,
-    method_config,
     real_test_texts,
-    scaled_config,
     score_rows,
 )
 from synth_core.config import load_domain
@@ -41,9 +40,8 @@ def main(run_dir: Path, out: Path, repeats: int) -> None:
     domain = results["domains"][0]
     chosen = domain["methods"]["mc"]["decoding"]
     seed = results["seed"]
-    config = load_domain(Path(f"domains/{domain['domain']}.yaml")).with_overrides(
-        {"soft_prompt.seed": seed, "generation.seed": seed})
-    config = method_config(scaled_config(config, SCALES["small"]), "mc").with_overrides(
+    config = bench_method_config(load_domain(Path(f"domains/{domain['domain']}.yaml")), SCALES["small"], "mc", seed)
+    config = config.with_overrides(
         {"generation.temperature": chosen["temperature"], "generation.top_p": chosen["top_p"]})
     lm, sampler_lm, embedder = load_bench_models(config)
     targets = bench_targets(load_target_split(config), SCALES["small"])
@@ -51,7 +49,7 @@ def main(run_dir: Path, out: Path, repeats: int) -> None:
     test = real_test_texts(config, SCALES["small"].test_rows)
     generator, _ = build_generator(config, run_dir / domain["domain"] / "mc" / CHECKPOINT_DIR, lm=sampler_lm,
                                    embedder=embedder, targets=targets)
-    featurize = CachedFeatures(llm_features(config.generator)[0])
+    featurize = CachedFeatures(llm_features(config.generator, lm=lm)[0])
     settings, report = config.generation, {"decoding": chosen, "seed": seed, "runs": []}
     out.mkdir(parents=True, exist_ok=True)
     for repeat in range(repeats):

@@ -201,6 +201,17 @@ def method_config(config: DomainConfig, method: str) -> DomainConfig:
     return config.with_overrides({"generation.baseline_style": method.removeprefix("hard-prompt-")})
 
 
+def seeded(config: DomainConfig, seed: int | None) -> DomainConfig:
+    """`config` with `seed` as its training and sampling seed (`soft_prompt.seed`, `generation.seed`); None keeps
+    the YAML's own."""
+    return config if seed is None else config.with_overrides({"soft_prompt.seed": seed, "generation.seed": seed})
+
+
+def bench_method_config(config: DomainConfig, scale: Scale, method: str, seed: int | None = None) -> DomainConfig:
+    """The domain's config as the benchmark runs `method` at `scale` (for tools that study one method alone)."""
+    return method_config(scaled_config(seeded(config, seed), scale), method)
+
+
 def sample_method(config: DomainConfig, checkpoint: Path | None, sampler_lm, embedder, targets, path: Path,
                   rows: int | None = None):
     """Write `rows` (default `config.generation.num_samples`) rows to `path`: from the soft prompt at `checkpoint`, or from
@@ -291,7 +302,7 @@ def run_domain(config: DomainConfig, scale: Scale, out_dir: Path, methods_run: t
     finetune = FinetuneSettings(rows=scale.finetune_rows, steps=scale.finetune_steps,
                                 max_length=config.soft_prompt.max_length, heldout_rows=scale.test_rows, bf16=scale.bf16)
     no_finetune_loss = mean_nll(lm.model, lm.tokenizer, test, finetune)
-    llm_featurize = CachedFeatures(llm_features(config.generator)[0])
+    llm_featurize = CachedFeatures(llm_features(config.generator, lm=lm)[0])
     methods: dict[str, dict[str, Any]] = {}
     kept_by_method: dict[str, list[str]] = {}  # the rows each method's gate kept (with selection)
     progress = Progress(log, f"{config.name} methods", len(methods_run), "methods")
@@ -454,10 +465,7 @@ def run_quality(domains: list[str], scale_name: str, out_dir: Path, domains_dir:
     results = {"scale": scale_name, "settings": asdict(scale), "methods": list(methods_run),
                "downstream_subsets": downstream_subsets, "seed": seed, "domains": []}
     for name in domains:
-        config = load_domain(domains_dir / f"{name}.yaml")
-        if seed is not None:
-            config = config.with_overrides({"soft_prompt.seed": seed, "generation.seed": seed})
-        domain = run_domain(config, scale, out_dir, methods_run, reuse, downstream_subsets)
+        domain = run_domain(seeded(load_domain(domains_dir / f"{name}.yaml"), seed), scale, out_dir, methods_run, reuse, downstream_subsets)
         results["domains"].append(domain)
         plot_domain(domain, out_dir / f"{name}.png")
         (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

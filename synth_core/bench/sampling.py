@@ -18,11 +18,10 @@ from typing import Any
 from synth_core.bench.quality import (
     SCALES,
     SOFT_VARIANTS,
+    bench_method_config,
     bench_targets,
     load_bench_models,
-    method_config,
     sample_method,
-    scaled_config,
     score_rows,
 )
 from synth_core.config import DomainConfig
@@ -60,7 +59,7 @@ def run_sampling_sweep(config: DomainConfig, scale_name: str, method: str, setti
     if checkpoint is not None and not soft:
         raise ValueError(f"--checkpoint {checkpoint} is a soft prompt; method {method} samples without one")
     declared = config.checks
-    config = method_config(scaled_config(config, scale), method)
+    config = bench_method_config(config, scale, method)
     out_dir.mkdir(parents=True, exist_ok=True)
     lm, sampler_lm, embedder = load_bench_models(config)
     split = load_target_split(config)

@@ -7,10 +7,14 @@ the rest of the gate (and its unit tests) runs on precomputed arrays.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synth_core.config import GeneratorConfig
+
+if TYPE_CHECKING:
+    from synth_core.models import FrozenLM
 
 FeatureFn = Callable[[list[str]], np.ndarray]
 
@@ -48,13 +52,15 @@ def embedder_features(config: GeneratorConfig) -> tuple[FeatureFn, dict[str, str
     return embedder.encode, embedder.identity.to_dict()
 
 
-def llm_features(config: GeneratorConfig, max_length: int = 256, batch_size: int = 16) -> tuple[FeatureFn, dict]:
-    """The frozen generator's last hidden state, mean-pooled over real tokens (padding masked out)."""
+def llm_features(config: GeneratorConfig, max_length: int = 256, batch_size: int = 16,
+                 lm: FrozenLM | None = None) -> tuple[FeatureFn, dict]:
+    """The frozen generator's last hidden state, mean-pooled over real tokens (padding masked out). `lm`: the
+    generator `config` names, when the caller has it loaded already (one copy of the weights, not two)."""
     import torch
 
     from synth_core.models import load_frozen_lm
 
-    lm = load_frozen_lm(config)
+    lm = lm or load_frozen_lm(config)
 
     def featurize(texts: list[str]) -> np.ndarray:
         pooled = []
