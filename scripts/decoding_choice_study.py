@@ -9,7 +9,7 @@ on one quantisation shared by every setting, and the product's MMD; and reports 
 (simulation.json). `llm OUT 0`: scores every setting's kept rows against the test split in a second feature space,
 the frozen generator's mean-pooled hidden states (as the quality bench's `mauve_llm`), and reports the LLM-state
 MAUVE each rule's picks in simulation.json would get (llm.json): MMD works in the MiniLM space it is judged in
-there. Successive halving, tried at 7e31f47, is in that commit's version. docs/BENCHMARKS.md,
+there. `selection OUT 0`: every setting's rows with and without selection, in both spaces (selection.json). Successive halving, tried at 7e31f47, is in that commit's version. docs/BENCHMARKS.md,
 "Choosing the decoding" and "A steadier score for the decoding choice", has the figures.
 """
 
@@ -28,6 +28,7 @@ from synth_core.bench.quality import (
     SCALES,
     bench_method_config,
     bench_targets,
+    first_valid_rows,
     load_bench_models,
     mauve_in_space,
     real_test_texts,
@@ -228,7 +229,43 @@ def llm(out: Path, _: int, domain: str) -> None:
     print(json.dumps(summary))
 
 
+def selection(out: Path, _: int, domain: str) -> None:
+    """Each setting's rows scored with selection (every candidate in, `num_samples` selected, as the product
+    publishes) and without (the first `num_samples` rows that pass the filters), in both feature spaces, as
+    `synth bench quality` pairs them for its chosen setting (selection.json): does selection help, and does
+    that depend on the temperature?"""
+    study = json.loads((out / "study.json").read_text())
+    config, declared = _config(study["seed"], study.get("domain", domain))
+    lm, _, embedder = load_bench_models(config)
+    spaces = {"minilm": embedder.encode_cached, "llm": CachedFeatures(llm_features(config.generator, lm=lm)[0])}
+    targets = bench_targets(load_target_split(config), SCALES["small"])
+    config = resolve_token_limits(config, lm.tokenizer, targets.train)
+    test = real_test_texts(config, SCALES["small"].test_rows)
+    per_setting = []
+    for setting in study["settings"]:
+        texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
+        scored = config.with_overrides({"generation.temperature": setting["temperature"],
+                                        "generation.top_p": setting["top_p"]})
+        unselected = scored.with_overrides({"generation.support_quantile": None})
+        row = {k: setting[k] for k in ("temperature", "top_p")}
+        for name, run_config, rows in (
+                ("selected", scored, texts),
+                ("first_valid", unselected, first_valid_rows(scored, texts, targets.train, test, embedder.encode_cached))):
+            _, kept = score_rows(run_config, rows, targets.train, test, embedder, {}, declared)
+            row[name] = {space: mauve_in_space(run_config, kept, targets.train, test, featurize)
+                         for space, featurize in spaces.items()}
+        per_setting.append(row)
+        print(json.dumps(row), flush=True)
+    gains = {space: [r["selected"][space]["mauve"] - r["first_valid"][space]["mauve"] for r in per_setting
+                     if r["selected"][space] and r["first_valid"][space]] for space in spaces}
+    summary = {"settings": per_setting,
+               "gain": {space: {"mean": float(np.mean(g)), "se": float(np.std(g, ddof=1) / np.sqrt(len(g))),
+                                "settings": len(g)} for space, g in gains.items() if len(g) > 1}}
+    (out / "selection.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary["gain"]))
+
+
 if __name__ == "__main__":
     command, out, number = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     domain = sys.argv[4] if len(sys.argv) > 4 else DEFAULT_DOMAIN
-    {"rows": rows, "simulate": simulate, "llm": llm}[command](out, number, domain)
+    {"rows": rows, "simulate": simulate, "llm": llm, "selection": selection}[command](out, number, domain)

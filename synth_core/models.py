@@ -280,13 +280,18 @@ class Embedder:
         return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-normalised sentence embeddings, float32, shape (len(texts), dimension)."""
+        """Unit-normalised sentence embeddings, float32, shape (len(texts), dimension): also with no texts, for
+        which sentence-transformers returns a flat empty array (a batch whose every row failed a check)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         return self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """`encode`, memoised on disk by embedder identity and text content: targets are embedded
         by training, generation and the gate, often for the same snapshot."""
+        if not texts:
+            return self.encode(texts)
         digest = hashlib.sha256(json.dumps([self.identity.to_dict(), list(texts)]).encode()).hexdigest()
         path = cache_dir() / "embeddings" / f"{digest}.npy"
         if path.exists():

@@ -22,7 +22,9 @@ from synth_core.generation.auto_decoding import (
 )
 from synth_core.generation.decoding import DecodedBatch
 from synth_core.models import load_embedder
+from synth_core.quality.checks import RowChecks
 from synth_core.quality.features import unit_rows
+from synth_core.quality.filters import filter_batch
 from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
 from synth_core.quality.selection import select_rows
 from synth_core.sources import load_target_split, render_texts
@@ -173,3 +175,11 @@ def test_fixed_decoding_is_not_tuned_and_the_fingerprint_follows_what_the_choice
                     decoding_fingerprint(config.with_overrides({"generation.auto_rows": 8}), "ckpt", "snap"),
                     decoding_fingerprint(config.with_overrides({"checks": []}), "ckpt", "snap")):
         assert changed != base
+
+
+def test_a_batch_whose_every_row_fails_a_check_is_filtered_with_the_real_embedder(gsm8k):
+    config, test, _, embedder = gsm8k
+    assert embedder.encode_cached([]).shape == (0, embedder.dimension)
+    rows = [text.split("####")[0] for text in test[:5]]  # no answer line: every row fails gsm8k's check
+    filtered = filter_batch(rows, test[5:40], config.gate, embedder.encode_cached, checks=RowChecks(config.checks))
+    assert filtered.kept == [] and {row.reason for row in filtered.dropped} == {"failed_check"}
