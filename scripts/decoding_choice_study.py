@@ -231,9 +231,9 @@ def llm(out: Path, _: int, domain: str) -> None:
 
 def selection(out: Path, _: int, domain: str) -> None:
     """Each setting's rows scored with selection (every candidate in, `num_samples` selected, as the product
-    publishes) and without (the first `num_samples` rows that pass the filters), in both feature spaces, as
-    `synth bench quality` pairs them for its chosen setting (selection.json): does selection help, and does
-    that depend on the temperature?"""
+    publishes) and without (the first `num_samples` rows that pass the filters), in both feature spaces, at the
+    fewer kept rows of the two (selection.json): does selection help, and does that depend on the temperature?
+    (`synth bench quality` pairs them so for its chosen setting, each at its own kept count.)"""
     study = json.loads((out / "study.json").read_text())
     config, declared = _config(study["seed"], study.get("domain", domain))
     lm, _, embedder = load_bench_models(config)
@@ -248,11 +248,14 @@ def selection(out: Path, _: int, domain: str) -> None:
                                         "generation.top_p": setting["top_p"]})
         unselected = scored.with_overrides({"generation.support_quantile": None})
         row = {k: setting[k] for k in ("temperature", "top_p")}
-        for name, run_config, rows in (
-                ("selected", scored, texts),
-                ("first_valid", unselected, first_valid_rows(scored, texts, targets.train, test, embedder.encode_cached))):
-            _, kept = score_rows(run_config, rows, targets.train, test, embedder, {}, declared)
-            row[name] = {space: mauve_in_space(run_config, kept, targets.train, test, featurize)
+        kept = {name: score_rows(run_config, rows, targets.train, test, embedder, {}, declared)[1]
+                for name, run_config, rows in (
+                    ("selected", scored, texts),
+                    ("first_valid", unselected,
+                     first_valid_rows(scored, texts, targets.train, test, embedder.encode_cached)))}
+        size = min(map(len, kept.values()))  # like with like: MAUVE on fewer rows reads higher
+        for name, rows in kept.items():
+            row[name] = {space: mauve_in_space(scored, rows, targets.train, test, featurize, size)
                          for space, featurize in spaces.items()}
         per_setting.append(row)
         print(json.dumps(row), flush=True)
