@@ -195,21 +195,32 @@ def simulate(out: Path, draws: int, domain: str) -> None:
     print({rule: (round(summary[rule]["mean_test_mauve"], 3), summary[rule].get("gain_over_flat")) for rule in chosen})
 
 
-def llm(out: Path, _: int, domain: str) -> None:
-    """Each setting's gate-kept rows (as `rows` scored them) in the LLM-state space against the test split, and the
-    mean LLM-state MAUVE of each rule's picks in simulation.json (a setting too small to score counts as missing)."""
-    study, simulation = (json.loads((out / name).read_text()) for name in ("study.json", "simulation.json"))
+def _test_scoring(study: dict, domain: str):
+    """What scoring a pool against the test split needs: the config (token limits resolved), its declared checks,
+    the embedder, LLM-state features (the bench's loaded SmolLM2), the bench's targets and the test rows."""
     config, declared = _config(study["seed"], study.get("domain", domain))
     lm, _, embedder = load_bench_models(config)
     featurize = CachedFeatures(llm_features(config.generator, lm=lm)[0])
     targets = bench_targets(load_target_split(config), SCALES["small"])
     config = resolve_token_limits(config, lm.tokenizer, targets.train)
-    test = real_test_texts(config, SCALES["small"].test_rows)
+    return config, declared, embedder, featurize, targets, real_test_texts(config, SCALES["small"].test_rows)
+
+
+def _setting_rows(out: Path, config, setting: dict):
+    """One setting's pool rows, and the config that sampled them."""
+    texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
+    return texts, config.with_overrides({"generation.temperature": setting["temperature"],
+                                         "generation.top_p": setting["top_p"]})
+
+
+def llm(out: Path, _: int, domain: str) -> None:
+    """Each setting's gate-kept rows (as `rows` scored them) in the LLM-state space against the test split, and the
+    mean LLM-state MAUVE of each rule's picks in simulation.json (a setting too small to score counts as missing)."""
+    study, simulation = (json.loads((out / name).read_text()) for name in ("study.json", "simulation.json"))
+    config, declared, embedder, featurize, targets, test = _test_scoring(study, domain)
     per_setting = []
     for setting in study["settings"]:
-        texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
-        scored = config.with_overrides({"generation.temperature": setting["temperature"],
-                                        "generation.top_p": setting["top_p"]})
+        texts, scored = _setting_rows(out, config, setting)
         _, kept = score_rows(scored, texts, targets.train, test, embedder, {}, declared)
         per_setting.append(mauve_in_space(scored, kept, targets.train, test, featurize))
         print(json.dumps({**{k: setting[k] for k in ("temperature", "top_p", "mauve")}, "llm": per_setting[-1]}),
@@ -235,17 +246,11 @@ def selection(out: Path, _: int, domain: str) -> None:
     fewer kept rows of the two (selection.json): does selection help, and does that depend on the temperature?
     (`synth bench quality` pairs them so for its chosen setting, each at its own kept count.)"""
     study = json.loads((out / "study.json").read_text())
-    config, declared = _config(study["seed"], study.get("domain", domain))
-    lm, _, embedder = load_bench_models(config)
-    spaces = {"minilm": embedder.encode_cached, "llm": CachedFeatures(llm_features(config.generator, lm=lm)[0])}
-    targets = bench_targets(load_target_split(config), SCALES["small"])
-    config = resolve_token_limits(config, lm.tokenizer, targets.train)
-    test = real_test_texts(config, SCALES["small"].test_rows)
+    config, declared, embedder, featurize, targets, test = _test_scoring(study, domain)
+    spaces = {"minilm": embedder.encode_cached, "llm": featurize}
     per_setting = []
     for setting in study["settings"]:
-        texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
-        scored = config.with_overrides({"generation.temperature": setting["temperature"],
-                                        "generation.top_p": setting["top_p"]})
+        texts, scored = _setting_rows(out, config, setting)
         unselected = scored.with_overrides({"generation.support_quantile": None})
         row = {k: setting[k] for k in ("temperature", "top_p")}
         kept = {name: score_rows(run_config, rows, targets.train, test, embedder, {}, declared)[1]
