@@ -195,6 +195,40 @@ def simulate(out: Path, draws: int, domain: str) -> None:
     print({rule: (round(summary[rule]["mean_test_mauve"], 3), summary[rule].get("gain_over_flat")) for rule in chosen})
 
 
+def draw_size(out: Path, draws: int, domain: str) -> None:
+    """The product's MMD choice replayed at several rows per setting (`generation.auto_rows`): does sampling more
+    rows per setting pick better? Each draw size gets `draws` random draws of that many rows per setting (the
+    whole pool once); the test MAUVE of the picks, MiniLM from study.json and LLM states from llm.json where the
+    pool has one (draw_size.json)."""
+    study = json.loads((out / "study.json").read_text())
+    config, _ = _config(study["seed"], study.get("domain", domain))
+    embed, checks = load_embedder(config.generator).encode_cached, RowChecks(config.checks)
+    distance = ValidationDistance(study["validation"], embed)
+    pools = []
+    for setting in study["settings"]:
+        frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
+        texts = frame["text"].tolist()
+        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks))))
+    spaces = {"minilm": np.array([np.nan if s["mauve"] is None else s["mauve"] for s in study["settings"]])}
+    if (out / "llm.json").exists():
+        spaces["llm"] = np.array(json.loads((out / "llm.json").read_text())["llm_test_mauve"], dtype=float)
+    pool_size = min(len(texts) for _, texts, _ in pools)
+    rng, summary = np.random.default_rng(0), {"pool_rows": pool_size, "sizes": {}}
+    for size in sorted({s for s in (64, 128, 256) if s < pool_size} | {pool_size}):
+        picks = []
+        for _ in range(draws if size < pool_size else 1):
+            base = []
+            for index, (_, texts, valid) in enumerate(pools):
+                order = rng.permutation(len(texts))[:size]
+                base.append({"index": index, "valid_rate": float(valid[order].mean()),
+                             "mmd": distance([texts[r] for r in order if valid[r]])})
+            picks.append(ranked_settings(base, config.generation)[0][0]["index"])
+        summary["sizes"][size] = {"picks": np.bincount(picks, minlength=len(pools)).tolist(),
+                                  **{f"mean_{space}": float(np.nanmean(final[picks])) for space, final in spaces.items()}}
+        print(size, json.dumps(summary["sizes"][size]), flush=True)
+    (out / "draw_size.json").write_text(json.dumps(summary, indent=1))
+
+
 def _test_scoring(study: dict, domain: str):
     """What scoring a pool against the test split needs: the config (token limits resolved), its declared checks,
     the embedder, LLM-state features (the bench's loaded SmolLM2), the bench's targets and the test rows."""
@@ -276,4 +310,5 @@ def selection(out: Path, _: int, domain: str) -> None:
 if __name__ == "__main__":
     command, out, number = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     domain = sys.argv[4] if len(sys.argv) > 4 else DEFAULT_DOMAIN
-    {"rows": rows, "simulate": simulate, "llm": llm, "selection": selection}[command](out, number, domain)
+    {"rows": rows, "simulate": simulate, "llm": llm, "selection": selection,
+     "draw_size": draw_size}[command](out, number, domain)

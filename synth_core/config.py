@@ -36,7 +36,7 @@ def _check(condition: bool, key: str, value: Any, why: str) -> None:
         raise ValueError(f"{key}={value!r}: {why}")
 
 
-def _check_token_limit(key: str, value: Any) -> None:
+def _check_auto_or_positive(key: str, value: Any) -> None:
     _check(value == AUTO or value > 0, key, value, "must be auto or > 0")
 
 
@@ -192,7 +192,7 @@ class SoftPromptConfig:
         for name in ("num_tokens", "steps", "batch_size", "mixture_size", "mlp_hidden",
                      "checkpoint_every", "eval_every", "log_every"):
             _check(getattr(self, name) > 0, f"soft_prompt.{name}", getattr(self, name), "must be > 0")
-        _check_token_limit("soft_prompt.max_length", self.max_length)
+        _check_auto_or_positive("soft_prompt.max_length", self.max_length)
         _check(self.learning_rate > 0, "soft_prompt.learning_rate", self.learning_rate, "must be > 0")
         _check(self.grad_clip >= 0, "soft_prompt.grad_clip", self.grad_clip, "must be >= 0")
 
@@ -212,8 +212,9 @@ class GenerationConfig:
         "help": "temperatures tried when temperature is auto"})
     auto_top_ps: list[float] = field(default_factory=lambda: [0.9, 1.0], metadata={
         "help": "top-p values tried when top_p is auto"})
-    auto_rows: int = field(default=64, metadata={
-        "help": "rows sampled per tried setting; each is scored against the validation split"})
+    auto_rows: int | Literal["auto"] = field(default=AUTO, metadata={
+        "help": "rows sampled per tried setting; each is scored against the validation split; auto: 64, more for "
+                "short rows (as many as 64 rows at a 352-token cap cost, up to 256)"})
     auto_validity_slack: float = field(default=0.05, metadata={
         "help": "auto keeps the best MAUVE among settings whose valid-row share is within this of the best share, "
                 "or above the share that fills the batch (1 / (oversample x support_quantile)) by this much"})
@@ -241,9 +242,10 @@ class GenerationConfig:
         metadata={"help": "the hard-prompt baseline's natural-language instruction"})
 
     def __post_init__(self) -> None:
-        for name in ("num_samples", "shards", "batch_size", "auto_rows"):
+        for name in ("num_samples", "shards", "batch_size"):
             _check(getattr(self, name) > 0, f"generation.{name}", getattr(self, name), "must be > 0")
-        _check_token_limit("generation.max_new_tokens", self.max_new_tokens)
+        _check_auto_or_positive("generation.auto_rows", self.auto_rows)
+        _check_auto_or_positive("generation.max_new_tokens", self.max_new_tokens)
         for key, high in (("temperature", 2), ("top_p", 1)):
             value = getattr(self, key)
             _check(value == AUTO or 0 < value <= high, f"generation.{key}", value, f"must be auto or in (0, {high}]")

@@ -1,7 +1,7 @@
 """`auto` decoding: choose temperature and top-p for a trained prompt on the domain's validation split.
 
 The best setting differs by domain and by prompt (BoolQ was hand-tuned to 0.7, GSM8K runs at 1.0), and a
-new domain must not need a hand sweep. Each setting of a small grid samples `generation.auto_rows` rows; a
+new domain must not need a hand sweep. Each setting of a small grid samples `generation.auto_rows` rows (`grid_rows`); a
 row is valid when it ended by itself (not at the token cap) and passes the domain's checks, and the valid
 rows are compared with the validation rows, which are neither trained on nor gated against (the gate scores
 against the held-out split; benchmarks against the test split). The comparison is the squared MMD of their
@@ -31,6 +31,8 @@ from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
 
 log = logging.getLogger(__name__)
 MIN_SCORED_ROWS = 10  # fewer valid rows than this (or validation rows) and a setting is not scored
+AUTO_ROWS = (64, 256)  # rows per setting for `auto_rows: auto`: fewest, most
+AUTO_ROWS_TOKENS = 64 * 352  # the token cap's cost of 64 rows of GSM8K, the longest seed domain's typical setting
 SCORE = "squared MMD, Gaussian kernel of median width, embedder features"  # recorded, and in the fingerprint
 
 
@@ -74,10 +76,22 @@ def decoding_fingerprint(config: DomainConfig, checkpoint_hash: str, snapshot_ha
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _sample(generator: Generator, settings: GenerationConfig) -> tuple[list[str], list[bool]]:
+def grid_rows(settings: GenerationConfig) -> int:
+    """Rows each setting samples. `auto` spends about one budget of tokens at the cap per setting: short rows get
+    more of them, because the choice is a noisy read at 64 rows (boolq's six settings lie within ~0.09 test MAUVE of
+    each other; on its committed pool the MMD choice at 64 rows averaged 0.859, at 256 rows 0.876 and picked the
+    same setting in 38 of 40 draws: docs/BENCHMARKS.md, "Rows per setting"). Needs a resolved token cap."""
+    if settings.auto_rows != AUTO:
+        return settings.auto_rows
+    fewest, most = AUTO_ROWS
+    return max(fewest, min(most, AUTO_ROWS_TOKENS // settings.max_new_tokens))
+
+
+def _sample(generator: Generator) -> tuple[list[str], list[bool]]:
     texts: list[str] = []
     finished: list[bool] = []
-    for _, batch, _ in sample_calls(generator, list(range(settings.auto_rows)), settings.batch_size, settings.seed):
+    settings = generator.settings  # token limits resolved
+    for _, batch, _ in sample_calls(generator, list(range(grid_rows(settings))), settings.batch_size, settings.seed):
         texts += batch.texts
         finished += batch.finished
     return texts, finished
@@ -131,7 +145,7 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
     try:
         for temperature, top_p in decoding_grid(settings):
             generator.settings = replace(own, temperature=temperature, top_p=top_p)
-            texts, finished = _sample(generator, settings)
+            texts, finished = _sample(generator)
             valid = [t for t, ok in zip(texts, valid_rows(texts, finished, checks), strict=True) if ok]
             row = {"temperature": temperature, "top_p": top_p, "rows": len(texts),
                    "valid_rate": round(len(valid) / len(texts), 4), "finished_rate": round(sum(finished) / len(texts), 4),

@@ -17,6 +17,7 @@ from synth_core.generation.auto_decoding import (
     decoding_fingerprint,
     decoding_grid,
     fill_share,
+    grid_rows,
     settle_decoding,
     with_decoding,
 )
@@ -84,6 +85,13 @@ def test_grid_tries_only_the_values_left_to_auto():
     assert decoding_grid(GenerationConfig(temperature=0.8, auto_top_ps=[0.9, 1.0])) == [(0.8, 0.9), (0.8, 1.0)]
 
 
+def test_auto_grid_rows_buy_more_short_rows_for_the_same_tokens():
+    assert [grid_rows(GenerationConfig(max_new_tokens=cap)) for cap in (32, 128, 352, 528)] == [256, 176, 64, 64]
+    assert grid_rows(GenerationConfig(max_new_tokens=32, auto_rows=40)) == 40
+    with pytest.raises(ValueError, match="generation.auto_rows=0: must be auto or > 0"):
+        GenerationConfig(auto_rows=0)
+
+
 @dataclass
 class ScriptedGenerator:
     """Rows fixed per temperature: stands in for the LM so the rule is tested on known outcomes."""
@@ -117,7 +125,7 @@ def test_auto_keeps_the_valid_on_distribution_setting_and_leaves_the_generator_a
     # real rows (valid, on distribution); real rows that never finished (cut at the cap); rows that pass the
     # checks but are another domain's text with a GSM8K answer line glued on
     off_topic = [f"Question: {row}\nAnswer: 2 + 2 = 4\n#### 4" for row in other[:40]]
-    generator = ScriptedGenerator(GenerationConfig(temperature=1.0, top_p=0.95),
+    generator = ScriptedGenerator(GenerationConfig(temperature=1.0, top_p=0.95, auto_rows=40),
                                   {0.7: (test[:40], True), 0.85: (off_topic, True), 1.0: (test[40:80], False)})
     validation = load_target_split(config).validation
     choice = choose_decoding(generator, config, validation, embedder.encode_cached)
@@ -136,7 +144,7 @@ def test_validity_beyond_what_fills_the_batch_does_not_outrank_closeness(gsm8k):
     config, test, _, embedder = gsm8k
     # 0.7: varied real rows, 70% valid (the rest lost their answer line); 0.85: every row valid, but three rows over
     cut = [row.rsplit("\n####", 1)[0] for row in test[28:40]]
-    generator = ScriptedGenerator(GenerationConfig(temperature=1.0, top_p=0.95),
+    generator = ScriptedGenerator(GenerationConfig(temperature=1.0, top_p=0.95, auto_rows=40),
                                   {0.7: (test[:28] + cut, True), 0.85: (test[40:43], True), 1.0: (test[:40], False)})
     validation = load_target_split(config).validation
     oversampled = choose_decoding(generator, config, validation, embedder.encode_cached)
