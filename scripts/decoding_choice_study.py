@@ -157,7 +157,7 @@ def simulate(out: Path, draws: int, domain: str) -> None:
     for setting in study["settings"]:
         frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
         texts = frame["text"].tolist()
-        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks)), embed(texts)))
+        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks.run(texts))), embed(texts)))
     final = np.array([np.nan if setting["mauve"] is None else setting["mauve"] for setting, *_ in pools])  # None: too few kept
 
     def picks(rng) -> dict[str, int]:
@@ -208,7 +208,7 @@ def draw_size(out: Path, draws: int, domain: str) -> None:
     for setting in study["settings"]:
         frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
         texts = frame["text"].tolist()
-        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks))))
+        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks.run(texts)))))
     spaces = {"minilm": np.array([np.nan if s["mauve"] is None else s["mauve"] for s in study["settings"]])}
     if (out / "llm.json").exists():
         spaces["llm"] = np.array(json.loads((out / "llm.json").read_text())["llm_test_mauve"], dtype=float)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from synth_core.config import AUTO, DomainConfig, GenerationConfig
 from synth_core.generation.run import Generator, sample_calls
-from synth_core.quality.checks import RowChecks
+from synth_core.quality.checks import CheckResults, RowChecks
 from synth_core.quality.features import FeatureFn
 from synth_core.quality.mmd import gaussian_mmd, median_bandwidth
 
@@ -40,7 +40,8 @@ SCORE = "squared MMD, Gaussian kernel of median width, embedder features"  # rec
 class DecodingChoice:
     temperature: float
     top_p: float
-    tried: tuple[dict, ...]  # per setting: temperature, top_p, rows, valid_rate, mmd (None: too few valid rows)
+    tried: tuple[dict, ...]  # per setting: temperature, top_p, rows, valid_rate, finished_rate, check_pass_rates,
+    # mmd (None: too few valid rows)
     validation_rows: int
     rule: str
 
@@ -97,11 +98,11 @@ def _sample(generator: Generator) -> tuple[list[str], list[bool]]:
     return texts, finished
 
 
-def valid_rows(texts: list[str], finished: list[bool], checks: RowChecks) -> list[bool]:
-    """Per row: ended by itself (not at the token cap), not empty, and passing the domain's checks."""
-    failures = checks.run(texts).failures if checks else [None] * len(texts)
-    return [bool(done) and failed is None and bool(t.strip()) for t, done, failed in zip(texts, finished, failures,
-                                                                                         strict=True)]
+def valid_rows(texts: list[str], finished: list[bool], checked: CheckResults) -> list[bool]:
+    """Per row: ended by itself (not at the token cap), not empty, and passing the domain's checks (`checked`:
+    the checks run on `texts`)."""
+    return [bool(done) and failed is None and bool(t.strip()) for t, done, failed in zip(texts, finished,
+                                                                                         checked.failures, strict=True)]
 
 
 class ValidationDistance:
@@ -146,9 +147,11 @@ def choose_decoding(generator: Generator, config: DomainConfig, validation: Sequ
         for temperature, top_p in decoding_grid(settings):
             generator.settings = replace(own, temperature=temperature, top_p=top_p)
             texts, finished = _sample(generator)
-            valid = [t for t, ok in zip(texts, valid_rows(texts, finished, checks), strict=True) if ok]
+            checked = checks.run(texts)
+            valid = [t for t, ok in zip(texts, valid_rows(texts, finished, checked), strict=True) if ok]
             row = {"temperature": temperature, "top_p": top_p, "rows": len(texts),
                    "valid_rate": round(len(valid) / len(texts), 4), "finished_rate": round(sum(finished) / len(texts), 4),
+                   "check_pass_rates": {name: round(rate, 4) for name, rate in checked.pass_rates.items()},
                    "mmd": distance(valid)}
             log.info("auto decoding %s: temperature %.2f, top-p %.2f: %.0f%% valid, MMD to validation %s",
                      config.name, temperature, top_p, 100 * row["valid_rate"], row["mmd"])

@@ -114,10 +114,17 @@ def _metrics_section(report: dict) -> str:
         parts += ["<h2>Decoding (auto)</h2>",
                   f"<p>Chosen: temperature {decoding['temperature']}, top-p {decoding['top_p']}: "
                   f"{escape(decoding['rule'])}.</p>",
-                  html_table(["temperature", "top-p", "rows", "valid", "finished", "MMD to validation (lower is closer)"], [
+                  html_table(["temperature", "top-p", "rows", "valid", "finished", "passing each check",
+                              "MMD to validation (lower is closer)"], [
                       [str(t["temperature"]), str(t["top_p"]), str(t["rows"]), f"{t['valid_rate']:.0%}",
-                       f"{t['finished_rate']:.0%}", _number(t.get("mmd"))] for t in decoding["tried"]])]
+                       f"{t['finished_rate']:.0%}", _check_rates(t.get("check_pass_rates")), _number(t.get("mmd"))]
+                      for t in decoding["tried"]])]
     return "".join(parts)
+
+
+def _check_rates(rates: dict[str, float] | None) -> str:
+    """`name 93%, ...`; a choice recorded before pass rates were (or a domain without checks) shows a dash."""
+    return escape(", ".join(f"{name} {rate:.0%}" for name, rate in rates.items())) if rates else "-"
 
 
 def _samples_section(report: dict) -> str:

@@ -133,6 +133,9 @@ def test_auto_keeps_the_valid_on_distribution_setting_and_leaves_the_generator_a
     assert tried[1.0]["valid_rate"] == 0.0 and tried[1.0]["mmd"] is None  # cut rows are invalid, unscored
     assert tried[0.7]["valid_rate"] == tried[0.85]["valid_rate"] == 1.0
     assert tried[0.7]["mmd"] < tried[0.85]["mmd"]
+    # per check, so a reviewer sees which check a setting's rows fail: the glued-on answer passes every one
+    assert set(tried[0.85]["check_pass_rates"]) == {check.name for check in config.checks}
+    assert set(tried[0.85]["check_pass_rates"].values()) == {1.0}
     assert (choice.temperature, choice.top_p) == (0.7, 0.95) and "lowest MMD" in choice.rule
     assert generator.settings.temperature == 1.0  # restored after trying the grid
     record = settle_decoding(generator, config, validation, embedder.encode_cached)
@@ -151,6 +154,9 @@ def test_validity_beyond_what_fills_the_batch_does_not_outrank_closeness(gsm8k):
     tried = {row["temperature"]: row for row in oversampled.tried}
     assert tried[0.7]["valid_rate"] == 0.7 and tried[0.85]["valid_rate"] == 1.0
     assert tried[0.7]["mmd"] < tried[0.85]["mmd"]
+    # per check, so a reviewer sees which check a setting's rows fail: the glued-on answer passes every one
+    assert set(tried[0.85]["check_pass_rates"]) == {check.name for check in config.checks}
+    assert set(tried[0.85]["check_pass_rates"].values()) == {1.0}
     assert fill_share(config.generation) == pytest.approx(1 / (2 * 0.95))  # oversample 2, support cut at 0.95
     assert oversampled.temperature == 0.7 and "enough to fill the batch (53%)" in oversampled.rule
     # without oversampling every valid row is needed: validity within the slack of the best decides first
