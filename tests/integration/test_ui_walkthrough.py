@@ -140,7 +140,7 @@ def test_trigger_refused_then_review_approve_publish_in_the_browser(make_ui: Mak
         browser.click("[data-testid=hitl-option-Approve]")
 
         finished = ui.api.wait_for(f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}",
-                                   lambda r: r["state"] in ("success", "failed"), 300, "the approved run", ui.home)
+                                   lambda r: r["state"] in ("success", "failed"), 600, "the approved run", ui.home)
         states = task_states(ui, run_id)
         assert finished["state"] == "success", states
         assert states["publish"] == "success" and states["quarantine"] == "skipped", states
