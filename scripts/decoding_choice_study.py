@@ -143,6 +143,18 @@ def own_bucket_mauve(valid: list[str], validation: list[str], embed, config) -> 
     return round(mauve_over_seeds(embed(synthetic), embed(real), settings).mean, 4)
 
 
+def _setting_frame(out: Path, setting: dict) -> pd.DataFrame:
+    """One setting's committed pool (`rows` wrote it)."""
+    return pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
+
+
+def _valid_pool(out: Path, setting: dict, checks: RowChecks) -> tuple[list[str], np.ndarray]:
+    """One setting's pool rows, and per row whether the product's auto decoding counts it valid."""
+    frame = _setting_frame(out, setting)
+    texts = frame["text"].tolist()
+    return texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks.run(texts)))
+
+
 def simulate(out: Path, draws: int, domain: str) -> None:
     """Three scores for the same 64-row draws, each ranked by `ranked_settings` (validity first, then score):
     per-setting MAUVE as the product chose before (`flat`), MAUVE on one quantisation shared by all settings and
@@ -155,9 +167,8 @@ def simulate(out: Path, draws: int, domain: str) -> None:
     distance = ValidationDistance(validation, embed)
     pools = []
     for setting in study["settings"]:
-        frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
-        texts = frame["text"].tolist()
-        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks.run(texts))), embed(texts)))
+        texts, valid = _valid_pool(out, setting, checks)
+        pools.append((setting, texts, valid, embed(texts)))
     final = np.array([np.nan if setting["mauve"] is None else setting["mauve"] for setting, *_ in pools])  # None: too few kept
 
     def picks(rng) -> dict[str, int]:
@@ -206,9 +217,7 @@ def draw_size(out: Path, draws: int, domain: str) -> None:
     distance = ValidationDistance(study["validation"], embed)
     pools = []
     for setting in study["settings"]:
-        frame = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")
-        texts = frame["text"].tolist()
-        pools.append((setting, texts, np.array(valid_rows(texts, frame["finished"].tolist(), checks.run(texts)))))
+        pools.append((setting, *_valid_pool(out, setting, checks)))
     spaces = {"minilm": np.array([np.nan if s["mauve"] is None else s["mauve"] for s in study["settings"]])}
     if (out / "llm.json").exists():
         spaces["llm"] = np.array(json.loads((out / "llm.json").read_text())["llm_test_mauve"], dtype=float)
@@ -242,7 +251,7 @@ def _test_scoring(study: dict, domain: str):
 
 def _setting_rows(out: Path, config, setting: dict):
     """One setting's pool rows, and the config that sampled them."""
-    texts = pd.read_parquet(out / f"t{setting['temperature']:g}-p{setting['top_p']:g}.parquet")["text"].tolist()
+    texts = _setting_frame(out, setting)["text"].tolist()
     return texts, config.with_overrides({"generation.temperature": setting["temperature"],
                                          "generation.top_p": setting["top_p"]})
 
