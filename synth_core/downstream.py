@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from synth_core.config import DomainConfig
 from synth_core.layout import MANIFEST, latest_key
+from synth_core.progress import Progress
 from synth_core.store import ArtifactStore, open_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(settings.seed)).tolist()
     losses = []
     model.train()
+    # a benchmark runs several of these back to back for minutes each: a line per quarter says how far it is
+    progress = Progress(log, f"LoRA fine-tune on {len(train_texts)} rows", settings.steps, "steps")
     for step in range(settings.steps):
         picks = [order[(step * settings.batch_size + i) % len(rows)] for i in range(settings.batch_size)]
         with _autocast(model, settings):
@@ -127,6 +133,9 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
         loss.backward()
         optimizer.step()
         losses.append(round(loss.item(), 4))
+        progress.update(step + 1, f"loss {losses[-1]:.4f}",
+                        log=(step + 1) % max(1, settings.steps // 4) == 0 or step + 1 == settings.steps)
+    progress.close()
     after = mean_nll(model, lm.tokenizer, heldout_texts, settings)
     return {"heldout_loss_before": round(before, 4), "heldout_loss_after": round(after, 4),
             "heldout_loss_change": round(after - before, 4), "train_losses": losses,

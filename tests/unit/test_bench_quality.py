@@ -53,7 +53,8 @@ def test_a_chosen_subset_of_methods_runs_alone(tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["methods"] == ["hard-prompt-plain", "mc"]
 
 
-def test_downstream_loss_over_disjoint_row_subsets_reports_its_spread(tmp_path):
+def test_downstream_loss_over_disjoint_row_subsets_reports_its_spread(tmp_path, caplog):
+    caplog.set_level("INFO", logger="synth_core.downstream")
     assert synth(["bench", "quality", "--domains", "boolq", "--scale", "smoke", "--out", str(tmp_path),
                   "--methods", "nsp", "--downstream-subsets", "3", "--domains-dir", str(REPO / "domains")]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
@@ -64,6 +65,11 @@ def test_downstream_loss_over_disjoint_row_subsets_reports_its_spread(tmp_path):
     assert real["heldout_loss_after"] == real["subset_losses"][0]
     nsp = results["domains"][0]["methods"]["nsp"]["downstream"]
     assert 1 <= len(nsp["subset_losses"]) <= 3 and "subsets)" in (tmp_path / "results.md").read_text()
+    # each fine-tune says how far it is, ending at its last step
+    finished = [r.getMessage() for r in caplog.records if r.name == "synth_core.downstream" and "steps: loss" in r.getMessage()]
+    without = results["domains"][0]["methods"]["nsp"]["without_selection"]["downstream"]
+    runs = len(real["subset_losses"]) + len(nsp["subset_losses"]) + len(without.get("subset_losses", [0]))
+    assert sum(f"{real['steps']}/{real['steps']} steps" in m for m in finished) == runs
     with pytest.raises(SystemExit):
         synth(["bench", "quality", "--scale", "smoke", "--out", str(tmp_path), "--downstream-subsets", "0"])
 
