@@ -124,18 +124,17 @@ def finetune_and_score(lm: Any, train_texts: list[str], heldout_texts: list[str]
     losses = []
     model.train()
     # a benchmark runs several of these back to back for minutes each: a line per quarter says how far it is
-    progress = Progress(log, f"LoRA fine-tune on {len(train_texts)} rows", settings.steps, "steps")
-    for step in range(settings.steps):
-        picks = [order[(step * settings.batch_size + i) % len(rows)] for i in range(settings.batch_size)]
-        with _autocast(model, settings):
-            loss, _ = _batch_loss(model, *collate([rows[i] for i in picks], lm.tokenizer.pad_token_id))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(round(loss.item(), 4))
-        progress.update(step + 1, f"loss {losses[-1]:.4f}",
-                        log=(step + 1) % max(1, settings.steps // 4) == 0 or step + 1 == settings.steps)
-    progress.close()
+    with Progress(log, f"LoRA fine-tune on {len(train_texts)} rows", settings.steps, "steps") as progress:
+        for step in range(settings.steps):
+            picks = [order[(step * settings.batch_size + i) % len(rows)] for i in range(settings.batch_size)]
+            with _autocast(model, settings):
+                loss, _ = _batch_loss(model, *collate([rows[i] for i in picks], lm.tokenizer.pad_token_id))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(round(loss.item(), 4))
+            progress.update(step + 1, f"loss {losses[-1]:.4f}",
+                            log=(step + 1) % max(1, settings.steps // 4) == 0 or step + 1 == settings.steps)
     after = mean_nll(model, lm.tokenizer, heldout_texts, settings)
     return {"heldout_loss_before": round(before, 4), "heldout_loss_after": round(after, 4),
             "heldout_loss_change": round(after - before, 4), "train_losses": losses,

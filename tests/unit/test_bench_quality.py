@@ -68,7 +68,7 @@ def test_downstream_loss_over_disjoint_row_subsets_reports_its_spread(tmp_path, 
     # each fine-tune says how far it is, ending at its last step
     finished = [r.getMessage() for r in caplog.records if r.name == "synth_core.downstream" and "steps: loss" in r.getMessage()]
     without = results["domains"][0]["methods"]["nsp"]["without_selection"]["downstream"]
-    runs = len(real["subset_losses"]) + len(nsp["subset_losses"]) + len(without.get("subset_losses", [0]))
+    runs = len(real["subset_losses"]) + len(nsp["subset_losses"]) + len(without["subset_losses"])
     assert sum(f"{real['steps']}/{real['steps']} steps" in m for m in finished) == runs
     with pytest.raises(SystemExit):
         synth(["bench", "quality", "--scale", "smoke", "--out", str(tmp_path), "--downstream-subsets", "0"])
